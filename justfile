@@ -1,0 +1,24 @@
+# tensor-frames task runner. Install just with `cargo install just`; every recipe is a plain
+# cargo command, shown here, so nothing needs just.
+
+# List the recipes.
+default:
+    @just --list
+
+# The test suite (the README's test command).
+test:
+    cargo test --workspace
+
+# Formatting, lints with warnings as errors, and the tests: what CI runs.
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Property tests with thousands of cases per property (slow; run before a release).
+proptest-long cases="4096":
+    PROPTEST_CASES={{cases}} cargo test --workspace --release
+
+# Criterion benchmarks (figures land in target/criterion).
+bench:
+    cargo bench -p tf-benches
