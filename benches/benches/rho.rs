@@ -17,11 +17,10 @@ fn bench_rho(c: &mut Criterion) {
     group.sample_size(10);
     for dtype in [DType::F32, DType::F64] {
         let u = orthogonal::haar_orthogonal(n, d, false, &mut rng, dtype, &Device::Cpu).expect("u");
-        let det = orthogonal::det_sign(&u).expect("det");
         let x = features(n, reps.dim(d), 1, dtype, &Device::Cpu).expect("x");
         let plan = RepAction::new(&reps, d).expect("plan");
         group.bench_function(BenchmarkId::new("fast", format!("{dtype:?}")), |b| {
-            b.iter(|| plan.apply_with_det(&x, &u, &det).expect("apply"))
+            b.iter(|| plan.apply(&x, &u).expect("apply"))
         });
         if dtype == DType::F64 {
             group.bench_function(BenchmarkId::new("reference", "F64"), |b| {

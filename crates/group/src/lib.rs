@@ -39,6 +39,7 @@ pub mod orthogonal;
 pub mod reference;
 pub mod reps;
 mod rho;
+pub mod small_matmul;
 
 pub use reps::{Parity, RepTerm, RepsError, TensorReps, MAX_ORDER};
 pub use rho::RepAction;

@@ -64,7 +64,7 @@ fn gram_schmidt_columns(a: &[f64], d: usize) -> Option<HostMatrix> {
             }
         }
         let norm = (0..d).map(|r| q[r * d + c].powi(2)).sum::<f64>().sqrt();
-        if !(norm > 1e-10) {
+        if norm.is_nan() || norm <= 1e-10 {
             return None;
         }
         for r in 0..d {

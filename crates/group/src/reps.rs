@@ -349,7 +349,8 @@ mod tests {
     #[test]
     fn errors_name_the_bad_term() {
         use RepsError::*;
-        let cases: &[(&str, fn(&RepsError) -> bool)] = &[
+        type Check = fn(&RepsError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, Empty)),
             ("   ", |e| matches!(e, Empty)),
             ("1x0n++2x1n", |e| matches!(e, EmptyTerm { position: 1, .. })),

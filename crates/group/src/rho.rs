@@ -3,48 +3,67 @@
 //! # Shapes
 //! - `features`: `(N, rep_dim)`, layout of [`TensorReps`]
 //! - `u`: `(N, d, d)`, one element of O(d) per row
-//! - `det`: `(N,)`, `det U[n]` (only needed when the rep has pseudo terms)
 //! - output: `(N, rep_dim)`
 //!
 //! # Algorithm (why it is fast)
 //! `rho(U)` on an order-k tensor is `U^(x)k`, a `d^k x d^k` matrix; building it costs `d^(2k)`
-//! per channel. Instead we contract one tensor axis at a time (method.md section 2), at a cost of
-//! `k d^(k+1)` per channel, and share each contraction across all terms of that remaining order:
+//! per channel. Instead each channel is rotated one tensor axis at a time (method.md section 2):
+//! viewing the channel as `(d^p, d, d^(k-1-p))`, axis `p` becomes `U` times that axis, a cost of
+//! `d^(k+1)` per axis and `k d^(k+1)` per channel. Pseudo terms are then multiplied by `det U`.
 //!
-//! 1. Terms are grouped by order; the running tensor `Z` has shape `(N, P, d^r)` where `r` is the
-//!    number of axes still to rotate and `P` counts "channels" (original channels times axes
-//!    already rotated).
-//! 2. For `r` from the highest order down to 1: rotate the *last* axis with one batched matmul
-//!    `U @ Z^T`, whose output `(N, d, P d^(r-1))` is already `(N, d P, d^(r-1))`: the rotated axis
-//!    becomes a channel axis without any copy. Terms of order `r - 1` then join `Z` by
-//!    concatenation, so every step is one matmul for all terms at once.
-//! 3. The result is a fixed permutation of the original layout; one `index_select` restores it,
-//!    and pseudo components are multiplied by `det U`.
+//! The whole action is one CPU kernel (a candle custom op, rayon over rows) that reads the input
+//! once and writes the output once, in the original layout: composing it from candle ops cost
+//! ~10x more, almost all in strided `cat`/`index_select` copies (see the `rho` bench).
 //!
-//! Everything is built from differentiable candle ops, so gradients flow to both the features
-//! and `U`. The determinant is treated as a constant: it is locally constant on O(d).
+//! # Gradients
+//! `d out / d features` is `rho(U)^T = rho(U^T)`, i.e. the same kernel with `U^T` (itself
+//! differentiable, so second derivatives in the features work). `d out / d U` sums, over every
+//! tensor axis `p`, the contraction of the upstream gradient with the channel rotated on all axes
+//! but `p`; it is computed by a second kernel that has no backward of its own (second
+//! derivatives through `U` are not supported yet). `det U` is treated as a constant: it is
+//! locally constant on O(d).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
 
-use crate::orthogonal::{check_dim, det_sign};
+use crate::orthogonal::{check_dim, det_host};
 use crate::reps::{Parity, TensorReps};
 
-/// A precomputed plan for applying `rho(U)` of one rep in one dimension. Build it once per
-/// layer (it is cheap, but not free) and reuse it every forward pass.
+/// Rows per rayon task: amortises scheduling over cheap rows.
+const MIN_ROWS_PER_TASK: usize = 64;
+
+/// A plan for applying `rho(U)` of one rep in one dimension. Build it once per layer and reuse
+/// it every forward pass (cloning is cheap: the plan is shared).
 #[derive(Debug, Clone)]
 pub struct RepAction {
     reps: TensorReps,
+    plan: Arc<Plan>,
+}
+
+/// Per-term layout facts the kernels need, precomputed.
+#[derive(Debug)]
+struct Plan {
     d: usize,
-    /// Column ranges of each order, by order: `(offset, len)` per term.
-    by_order: BTreeMap<usize, Vec<(usize, usize)>>,
-    /// `final[c] = scrambled[gather[c]]`.
-    gather: Vec<u32>,
-    /// 1.0 on pseudo columns, 0.0 elsewhere (in the original layout).
-    pseudo_mask: Vec<f64>,
-    /// No term has order >= 1.
-    scalars_only: bool,
+    rep_dim: usize,
+    /// `(offset, mul, order, pseudo)` per term with order >= 1 or pseudo parity; invariant
+    /// scalar terms are plain copies and handled by `copy_ranges`.
+    terms: Vec<Term>,
+    /// Column ranges that pass through unchanged (`0n` terms).
+    copy_ranges: Vec<(usize, usize)>,
+    /// Largest channel width `d^order`, for scratch buffers.
+    max_width: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    offset: usize,
+    mul: usize,
+    order: usize,
+    pseudo: bool,
 }
 
 impl RepAction {
@@ -52,25 +71,37 @@ impl RepAction {
     pub fn new(reps: &TensorReps, d: usize) -> Result<Self> {
         check_dim(d)?;
         let offsets = reps.offsets(d);
-        let mut by_order: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-        let mut pseudo_mask = vec![0.0; reps.dim(d)];
-        for (t, &off) in reps.terms().iter().zip(&offsets) {
-            by_order.entry(t.order).or_default().push((off, t.dim(d)));
-            if t.parity == Parity::Pseudo {
-                pseudo_mask[off..off + t.dim(d)].fill(1.0);
+        let mut terms = Vec::new();
+        let mut copy_ranges = Vec::new();
+        for (t, &offset) in reps.terms().iter().zip(&offsets) {
+            let pseudo = t.parity == Parity::Pseudo;
+            if t.order == 0 && !pseudo {
+                copy_ranges.push((offset, t.mul));
+            } else {
+                terms.push(Term {
+                    offset,
+                    mul: t.mul,
+                    order: t.order,
+                    pseudo,
+                });
             }
         }
-        let scalars_only = reps.max_order() == 0;
-        let mut plan = Self {
+        let max_width = reps
+            .terms()
+            .iter()
+            .map(|t| t.channel_dim(d))
+            .max()
+            .unwrap_or(1);
+        Ok(Self {
             reps: reps.clone(),
-            d,
-            by_order,
-            gather: Vec::new(),
-            pseudo_mask,
-            scalars_only,
-        };
-        plan.gather = plan.derive_gather()?;
-        Ok(plan)
+            plan: Arc::new(Plan {
+                d,
+                rep_dim: reps.dim(d),
+                terms,
+                copy_ranges,
+                max_width,
+            }),
+        })
     }
 
     /// The rep this plan acts on.
@@ -80,127 +111,28 @@ impl RepAction {
 
     /// The dimension `d`.
     pub fn d(&self) -> usize {
-        self.d
+        self.plan.d
     }
 
     /// Feature width `reps.dim(d)`.
     pub fn rep_dim(&self) -> usize {
-        self.pseudo_mask.len()
+        self.plan.rep_dim
     }
 
-    /// The permutation is whatever the contraction pipeline does to column positions, so we
-    /// derive it by running that very pipeline with `U = I` on the column labels `0..rep_dim`
-    /// (exact in f64). The plan can then never disagree with the pipeline.
-    fn derive_gather(&self) -> Result<Vec<u32>> {
-        let dim = self.rep_dim();
-        if self.scalars_only {
-            return Ok((0..dim as u32).collect());
-        }
-        let labels: Vec<f64> = (0..dim).map(|c| c as f64).collect();
-        let x = Tensor::from_vec(labels, (1, dim), &Device::Cpu)?;
-        let eye = Tensor::eye(self.d, DType::F64, &Device::Cpu)?.unsqueeze(0)?;
-        let scrambled = self.contract(&x, &eye)?.squeeze(0)?.to_vec1::<f64>()?;
-        let mut gather = vec![u32::MAX; dim];
-        for (pos, &label) in scrambled.iter().enumerate() {
-            gather[label as usize] = pos as u32;
-        }
-        if gather.contains(&u32::MAX) {
-            bail!("internal error: rep action plan is not a permutation");
-        }
-        Ok(gather)
-    }
-
-    /// Steps 1-2 of the algorithm: returns `(N, rep_dim)` in the scrambled layout.
-    fn contract(&self, x: &Tensor, u: &Tensor) -> Result<Tensor> {
-        let (n, _) = x.dims2()?;
-        let d = self.d;
-        let block = |order: usize| -> Result<Option<Tensor>> {
-            let Some(ranges) = self.by_order.get(&order) else {
-                return Ok(None);
-            };
-            let parts = ranges
-                .iter()
-                .map(|&(off, len)| x.narrow(1, off, len))
-                .collect::<Result<Vec<_>>>()?;
-            let cat = Tensor::cat(&parts, 1)?;
-            let width = d.pow(order as u32);
-            let channels = cat.dim(1)? / width;
-            Ok(Some(cat.reshape((n, channels, width))?))
-        };
-        let max_order = self.reps.max_order();
-        let mut z: Option<Tensor> = None;
-        for r in (1..=max_order).rev() {
-            // Terms of order r join the running tensor, whose remaining order is r too.
-            z = match (z, block(r)?) {
-                (Some(z), Some(b)) => Some(Tensor::cat(&[z, b], 1)?),
-                (z, b) => z.or(b),
-            };
-            if let Some(cur) = z.take() {
-                let p = cur.dim(1)?;
-                let rest = d.pow(r as u32 - 1);
-                // (N, P d^(r-1), d)^T = (N, d, P d^(r-1)); U @ that rotates the last axis.
-                let zt = cur.reshape((n, p * rest, d))?.transpose(1, 2)?;
-                let rotated = u.matmul(&zt)?;
-                z = Some(rotated.reshape((n, d * p, rest))?);
-            }
-        }
-        let mut parts = Vec::new();
-        if let Some(z) = z {
-            parts.push(z.squeeze(2)?);
-        }
-        if let Some(s) = block(0)? {
-            parts.push(s.squeeze(2)?);
-        }
-        Tensor::cat(&parts, 1)
-    }
-
-    /// `rho(U) features`, computing `det U` when the rep has pseudo terms.
+    /// `rho(U) features` for `features (N, rep_dim)` and orthogonal `u (N, d, d)`.
     pub fn apply(&self, features: &Tensor, u: &Tensor) -> Result<Tensor> {
-        let det = if self.reps.has_pseudo() {
-            Some(det_sign(u)?)
-        } else {
-            None
-        };
-        self.apply_inner(features, u, det.as_ref())
-    }
-
-    /// `rho(U) features` with a known `det U` of shape `(N,)` (frames carry theirs).
-    pub fn apply_with_det(&self, features: &Tensor, u: &Tensor, det: &Tensor) -> Result<Tensor> {
-        self.apply_inner(features, u, Some(det))
-    }
-
-    /// `rho(Q) features` for one element `Q` of shape `(d, d)` shared by all rows.
-    pub fn apply_shared(&self, features: &Tensor, q: &Tensor) -> Result<Tensor> {
-        let (n, _) = features.dims2()?;
-        let (d1, d2) = q.dims2()?;
-        if (d1, d2) != (self.d, self.d) {
-            bail!(
-                "expected Q of shape ({d}, {d}), got {:?}",
-                q.dims(),
-                d = self.d
-            );
-        }
-        let u = q.unsqueeze(0)?.broadcast_as((n, d1, d2))?.contiguous()?;
-        self.apply(features, &u)
-    }
-
-    fn apply_inner(&self, features: &Tensor, u: &Tensor, det: Option<&Tensor>) -> Result<Tensor> {
         let (n, dim) = features.dims2()?;
-        if dim != self.rep_dim() {
+        let d = self.plan.d;
+        if dim != self.plan.rep_dim {
             bail!(
-                "features have {dim} columns but rep {} has dimension {} in d = {}",
+                "features have {dim} columns but rep {} has dimension {} in d = {d}",
                 self.reps,
-                self.rep_dim(),
-                self.d
+                self.plan.rep_dim,
             );
         }
         let (un, d1, d2) = u.dims3()?;
-        if un != n || d1 != self.d || d2 != self.d {
-            bail!(
-                "expected U of shape ({n}, {d}, {d}), got {:?}",
-                u.dims(),
-                d = self.d
-            );
+        if un != n || d1 != d || d2 != d {
+            bail!("expected U of shape ({n}, {d}, {d}), got {:?}", u.dims());
         }
         if features.dtype() != u.dtype() {
             bail!(
@@ -209,28 +141,23 @@ impl RepAction {
                 u.dtype()
             );
         }
-        if n == 0 || dim == 0 {
+        if self.reps.is_invariant() {
             return Ok(features.clone());
         }
-        let mut out = if self.scalars_only {
-            features.clone()
-        } else {
-            let scrambled = self.contract(features, u)?;
-            let gather = Tensor::from_slice(&self.gather, dim, features.device())?;
-            scrambled.index_select(&gather, 1)?
-        };
-        if self.reps.has_pseudo() {
-            let Some(det) = det else {
-                bail!("rep {} has pseudo terms: det U is required", self.reps);
-            };
-            let det = det.reshape((n, 1))?.to_dtype(features.dtype())?;
-            let mask = Tensor::from_slice(&self.pseudo_mask, (1, dim), features.device())?
-                .to_dtype(features.dtype())?;
-            // sign = 1 + mask (det - 1): det on pseudo columns, 1 elsewhere.
-            let sign = (det.affine(1.0, -1.0)?.broadcast_mul(&mask)? + 1.0)?;
-            out = out.mul(&sign)?;
+        features
+            .contiguous()?
+            .apply_op2(&u.contiguous()?, RhoOp(self.plan.clone()))
+    }
+
+    /// `rho(Q) features` for one element `Q` of shape `(d, d)` shared by all rows.
+    pub fn apply_shared(&self, features: &Tensor, q: &Tensor) -> Result<Tensor> {
+        let (n, _) = features.dims2()?;
+        let d = self.plan.d;
+        if q.dims() != [d, d] {
+            bail!("expected Q of shape ({d}, {d}), got {:?}", q.dims());
         }
-        Ok(out)
+        let u = q.unsqueeze(0)?.broadcast_as((n, d, d))?.contiguous()?;
+        self.apply(features, &u)
     }
 }
 
@@ -242,9 +169,281 @@ impl TensorReps {
     }
 }
 
+/// `(features, U) -> rho(U) features`.
+struct RhoOp(Arc<Plan>);
+
+/// `(features, U, upstream) -> d<upstream, rho(U) features>/dU`.
+struct RhoGradU(Arc<Plan>);
+
+fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => bail!("rho kernel: inputs must be contiguous"),
+    }
+}
+
+/// Rotates axis `p` of a `d^k` channel: `dst[pre, i, post] = sum_j u[i, j] src[pre, j, post]`.
+#[inline]
+fn rotate_axis<T: WithDType>(u: &[T], src: &[T], dst: &mut [T], d: usize, k: usize, p: usize) {
+    let post = d.pow((k - 1 - p) as u32);
+    let pre = d.pow(p as u32);
+    for a in 0..pre {
+        let base = a * d * post;
+        for i in 0..d {
+            let ui = &u[i * d..(i + 1) * d];
+            let out = &mut dst[base + i * post..base + (i + 1) * post];
+            out.fill(T::zero());
+            for (j, &uij) in ui.iter().enumerate() {
+                let inp = &src[base + j * post..base + (j + 1) * post];
+                for (o, &x) in out.iter_mut().zip(inp) {
+                    *o += uij * x;
+                }
+            }
+        }
+    }
+}
+
+/// Rotates all axes except `skip` (or all axes when `skip >= k`) of one channel from `src`,
+/// leaving the result in the returned buffer (one of `a`, `b`).
+fn rotate_channel<'s, T: WithDType>(
+    u: &[T],
+    src: &[T],
+    a: &'s mut [T],
+    b: &'s mut [T],
+    d: usize,
+    k: usize,
+    skip: usize,
+) -> &'s [T] {
+    let w = src.len();
+    a[..w].copy_from_slice(src);
+    let (mut cur, mut next) = (a, b);
+    for p in (0..k).filter(|&p| p != skip) {
+        rotate_axis(u, &cur[..w], &mut next[..w], d, k, p);
+        std::mem::swap(&mut cur, &mut next);
+    }
+    &cur[..w]
+}
+
+/// Sign of `det U` (U orthogonal), from an LU factorisation of the row's matrix.
+fn det_sign<T: WithDType>(u: &[T], d: usize) -> T {
+    let m: Vec<f64> = u.iter().map(|v| v.to_f64()).collect();
+    T::from_f64(det_host(&m, d).signum())
+}
+
+impl Plan {
+    fn forward<T: WithDType>(&self, x: &[T], u: &[T], n: usize) -> Vec<T> {
+        let (d, dim) = (self.d, self.rep_dim);
+        let mut out = vec![T::zero(); n * dim];
+        if dim == 0 {
+            return out;
+        }
+        out.par_chunks_mut(dim)
+            .with_min_len(MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![T::zero(); self.max_width],
+                        vec![T::zero(); self.max_width],
+                    )
+                },
+                |(sa, sb), (r, o)| {
+                    let xr = &x[r * dim..(r + 1) * dim];
+                    let ur = &u[r * d * d..(r + 1) * d * d];
+                    for &(off, len) in &self.copy_ranges {
+                        o[off..off + len].copy_from_slice(&xr[off..off + len]);
+                    }
+                    let sign = if self.terms.iter().any(|t| t.pseudo) {
+                        det_sign(ur, d)
+                    } else {
+                        T::one()
+                    };
+                    for t in &self.terms {
+                        let w = d.pow(t.order as u32);
+                        let s = if t.pseudo { sign } else { T::one() };
+                        for c in 0..t.mul {
+                            let range = t.offset + c * w..t.offset + (c + 1) * w;
+                            let rotated = rotate_channel(
+                                ur,
+                                &xr[range.clone()],
+                                sa,
+                                sb,
+                                d,
+                                t.order,
+                                usize::MAX,
+                            );
+                            for (dst, &v) in o[range].iter_mut().zip(rotated) {
+                                *dst = s * v;
+                            }
+                        }
+                    }
+                },
+            );
+        out
+    }
+
+    fn grad_u<T: WithDType>(&self, x: &[T], u: &[T], g: &[T], n: usize) -> Vec<T> {
+        let (d, dim) = (self.d, self.rep_dim);
+        let mut out = vec![T::zero(); n * d * d];
+        out.par_chunks_mut(d * d)
+            .with_min_len(MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![T::zero(); self.max_width],
+                        vec![T::zero(); self.max_width],
+                    )
+                },
+                |(sa, sb), (r, o)| {
+                    let xr = &x[r * dim..(r + 1) * dim];
+                    let gr = &g[r * dim..(r + 1) * dim];
+                    let ur = &u[r * d * d..(r + 1) * d * d];
+                    let sign = det_sign(ur, d);
+                    for t in self.terms.iter().filter(|t| t.order > 0) {
+                        let k = t.order;
+                        let w = d.pow(k as u32);
+                        let s = if t.pseudo { sign } else { T::one() };
+                        for c in 0..t.mul {
+                            let range = t.offset + c * w..t.offset + (c + 1) * w;
+                            let gc = &gr[range.clone()];
+                            for p in 0..k {
+                                // out_c = U_p A_p with A_p the channel rotated on all axes but p:
+                                // dU[a, b] += s sum_{pre, post} G[pre, a, post] A_p[pre, b, post].
+                                let ap = rotate_channel(ur, &xr[range.clone()], sa, sb, d, k, p);
+                                let post = d.pow((k - 1 - p) as u32);
+                                let pre = d.pow(p as u32);
+                                for q in 0..pre {
+                                    let base = q * d * post;
+                                    for a in 0..d {
+                                        let ga = &gc[base + a * post..base + (a + 1) * post];
+                                        for b in 0..d {
+                                            let ab = &ap[base + b * post..base + (b + 1) * post];
+                                            let dot = ga
+                                                .iter()
+                                                .zip(ab)
+                                                .fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                                            o[a * d + b] += s * dot;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+            );
+        out
+    }
+
+    fn check(&self, x: &Layout, u: &Layout) -> Result<usize> {
+        let (&[n, dim], &[un, d1, d2]) = (x.dims(), u.dims()) else {
+            bail!(
+                "rho kernel: expected (N, rep_dim) and (N, d, d), got {:?} and {:?}",
+                x.dims(),
+                u.dims()
+            );
+        };
+        if dim != self.rep_dim || un != n || d1 != self.d || d2 != self.d {
+            bail!(
+                "rho kernel: shapes {:?} and {:?} do not fit the plan",
+                x.dims(),
+                u.dims()
+            );
+        }
+        Ok(n)
+    }
+}
+
+impl CustomOp2 for RhoOp {
+    fn name(&self) -> &'static str {
+        "tf-rho"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.0.check(l1, l2)?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(u)) => {
+                CpuStorage::F32(self.0.forward(contiguous(x, l1)?, contiguous(u, l2)?, n))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(u)) => {
+                CpuStorage::F64(self.0.forward(contiguous(x, l1)?, contiguous(u, l2)?, n))
+            }
+            _ => bail!("rho kernel: expected f32 or f64 features and U of the same dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        u: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        // rho(U)^T = rho(U^T): the same kernel, so this gradient is itself differentiable.
+        let ut = u.transpose(1, 2)?.contiguous()?;
+        let gx = grad.apply_op2(&ut, RhoOp(self.0.clone()))?;
+        let gu = x.apply_op3_no_bwd(u, &grad, &RhoGradU(self.0.clone()))?;
+        Ok((Some(gx), Some(gu)))
+    }
+}
+
+impl CustomOp3 for RhoGradU {
+    fn name(&self) -> &'static str {
+        "tf-rho-grad-u"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.0.check(l1, l2)?;
+        if l3.dims() != l1.dims() {
+            bail!(
+                "rho gradient: upstream shape {:?} != {:?}",
+                l3.dims(),
+                l1.dims()
+            );
+        }
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(u), CpuStorage::F32(g)) => {
+                CpuStorage::F32(self.0.grad_u(
+                    contiguous(x, l1)?,
+                    contiguous(u, l2)?,
+                    contiguous(g, l3)?,
+                    n,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(u), CpuStorage::F64(g)) => {
+                CpuStorage::F64(self.0.grad_u(
+                    contiguous(x, l1)?,
+                    contiguous(u, l2)?,
+                    contiguous(g, l3)?,
+                    n,
+                ))
+            }
+            _ => bail!("rho gradient: dtype mismatch"),
+        };
+        Ok((out, l2.shape().clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{DType, Device};
 
     #[test]
     fn rotates_a_vector_and_a_matrix_in_2d() {

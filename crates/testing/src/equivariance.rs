@@ -158,7 +158,7 @@ where
         let report = equivariance_error(inputs, outputs, &f, &g)
             .map_err(|e| TestCaseError::fail(format!("equivariance check failed to run: {e}")))?;
         let err = report.max_rel_error();
-        if !(err <= tol) {
+        if err.is_nan() || err > tol {
             return Err(TestCaseError::fail(format!(
                 "not equivariant (tolerance {tol:.1e}):\n{report}"
             )));
