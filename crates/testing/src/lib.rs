@@ -54,3 +54,28 @@ pub fn config(default_cases: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// Overwrites every variable of `vm` with seeded uniform values in `[-scale, scale]`, in the
+/// order of their names, so randomly-initialised models are reproducible (candle-nn's own
+/// initialisers draw from an RNG that cannot be seeded).
+pub fn reseed_varmap(vm: &candle_nn::VarMap, seed: u64, scale: f64) -> candle_core::Result<()> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Uniform};
+    let data = vm
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let uni = Uniform::new_inclusive(-scale, scale)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    for name in names {
+        let var = &data[name];
+        let t = var.as_tensor();
+        let vals: Vec<f64> = (0..t.elem_count()).map(|_| uni.sample(&mut rng)).collect();
+        let new = candle_core::Tensor::from_vec(vals, t.dims(), t.device())?.to_dtype(t.dtype())?;
+        var.set(&new)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Learned frames (method.md section 3), in any dimension.
+//!
+//! `v_{i,k} = sum_{j in N(i)} phi_k(s_i, s_j, rbf(|x_j - x_i|)) env(|x_j - x_i| / r_c) unit(x_j - x_i)`
+//! for `k = 1..d`, then Gram-Schmidt ([`crate::orthonormalize`]). `phi` is an MLP on invariant
+//! inputs only, so every `v_{i,k}` is an equivariant vector and Gram-Schmidt of `d` of them is
+//! O(d)-equivariant, reflections included (no cross product, no handedness fix needed). With
+//! [`Handedness::Special`] the last axis is flipped to `det = +1` instead (SO(d) only).
+//! Should the learned vectors be (nearly) dependent, the `2d` nearest neighbour vectors follow
+//! as equivariant fallback candidates, and only then the global axes.
+//!
+//! # Shapes
+//! `pos (N, d)`, `edge_index (2, E)`, `scalars (N, S)` -> frames `(N, d, d)`.
+
+use candle_core::{bail, Result, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use tf_graphs::scatter_sum;
+
+use crate::builder::{FrameBuilder, FrameInput};
+use crate::geometry::{check_positions, envelope, gather_candidates, nearest_edges, relative};
+use crate::local_frames::{split_edges, LocalFrames};
+use crate::orthonormalize::{orthonormalize, Handedness, Orthonormalize};
+
+/// Hyper-parameters of [`LearnedFrames`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearnedFramesConfig {
+    /// Dimension `d`.
+    pub d: usize,
+    /// Width `S` of the invariant node features fed to `phi` (0 for none).
+    pub n_scalars: usize,
+    /// Hidden width of `phi`.
+    pub hidden: usize,
+    /// Number of Gaussian radial basis functions on `[0, cutoff]`.
+    pub n_rbf: usize,
+    /// Envelope cutoff `r_c`; neighbours beyond it contribute nothing.
+    pub cutoff: f64,
+    /// O(d) (default) or SO(d).
+    pub handedness: Handedness,
+}
+
+impl LearnedFramesConfig {
+    /// Defaults for dimension `d` and cutoff `r_c`: hidden 32, 16 radial functions, O(d).
+    pub fn new(d: usize, cutoff: f64) -> Self {
+        Self {
+            d,
+            n_scalars: 0,
+            hidden: 32,
+            n_rbf: 16,
+            cutoff,
+            handedness: Handedness::Orthogonal,
+        }
+    }
+}
+
+/// The paper's learned frames; weights live under the given `VarBuilder` (`phi.0`, `phi.1`).
+#[derive(Debug, Clone)]
+pub struct LearnedFrames {
+    cfg: LearnedFramesConfig,
+    lin1: Linear,
+    lin2: Linear,
+}
+
+impl LearnedFrames {
+    /// Builds the MLP `phi: [s_i, s_j, rbf] -> R^d`.
+    pub fn new(cfg: LearnedFramesConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.d < 2 {
+            bail!("learned frames need d >= 2, got {}", cfg.d);
+        }
+        if !(cfg.cutoff.is_finite() && cfg.cutoff > 0.0) || cfg.n_rbf == 0 || cfg.hidden == 0 {
+            bail!(
+                "learned frames need a positive finite cutoff, n_rbf > 0 and hidden > 0: {cfg:?}"
+            );
+        }
+        let in_dim = 2 * cfg.n_scalars + cfg.n_rbf;
+        let lin1 = candle_nn::linear(in_dim, cfg.hidden, vb.pp("phi.0"))?;
+        let lin2 = candle_nn::linear(cfg.hidden, cfg.d, vb.pp("phi.1"))?;
+        Ok(Self { cfg, lin1, lin2 })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LearnedFramesConfig {
+        &self.cfg
+    }
+
+    /// Gaussian radial basis `(E, n_rbf)` of distances `(E, 1)`.
+    fn rbf(&self, dist: &Tensor) -> Result<Tensor> {
+        let n = self.cfg.n_rbf;
+        let step = self.cfg.cutoff / n.max(2).saturating_sub(1) as f64;
+        let centers: Vec<f64> = (0..n).map(|k| k as f64 * step).collect();
+        let centers = Tensor::from_vec(centers, (1, n), dist.device())?.to_dtype(dist.dtype())?;
+        (dist.broadcast_sub(&centers)? / step)?.sqr()?.neg()?.exp()
+    }
+}
+
+impl FrameBuilder for LearnedFrames {
+    fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
+        let (n, d) = check_positions(input.pos)?;
+        if d != self.cfg.d {
+            bail!(
+                "learned frames were built for d = {} but positions have d = {d}",
+                self.cfg.d
+            );
+        }
+        let (src, dst) = split_edges(input.edge_index)?;
+        let (rel, dist) = relative(input.pos, input.edge_index)?;
+        let mut feats = vec![self.rbf(&dist)?];
+        if self.cfg.n_scalars > 0 {
+            let Some(s) = input.scalars else {
+                bail!(
+                    "learned frames expect {} invariant node scalars",
+                    self.cfg.n_scalars
+                );
+            };
+            if s.dims() != [n, self.cfg.n_scalars] {
+                bail!(
+                    "node scalars must be ({n}, {}), got {:?}",
+                    self.cfg.n_scalars,
+                    s.dims()
+                );
+            }
+            feats.insert(0, s.index_select(&src, 0)?);
+            feats.insert(0, s.index_select(&dst, 0)?);
+        }
+        let phi_in = Tensor::cat(&feats, 1)?;
+        let w = self.lin2.forward(&self.lin1.forward(&phi_in)?.silu()?)?; // (E, d)
+        let w = w.broadcast_mul(&envelope(&dist, self.cfg.cutoff)?)?;
+        let unit = rel.broadcast_div(&dist)?; // zero for duplicate points
+        let e = unit.dims()[0];
+        let msg = w
+            .unsqueeze(2)?
+            .broadcast_mul(&unit.unsqueeze(1)?)?
+            .reshape((e, d * d))?;
+        let learned = scatter_sum(&msg, &dst, n)?.reshape((n, d, d))?;
+        let k = 2 * d;
+        let fallback =
+            gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
+        let candidates = Tensor::cat(&[learned, fallback], 1)?;
+        let mut opts = Orthonormalize::new(d);
+        opts.handedness = self.cfg.handedness;
+        let (frames, degenerate) = orthonormalize(&candidates, &opts)?;
+        LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
+    }
+
+    fn is_equivariant(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "learned"
+    }
+}

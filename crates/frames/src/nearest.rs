@@ -1,0 +1,44 @@
+//! Nearest-neighbour Gram-Schmidt frames: the neighbour vectors `x_j - x_i` in order of distance
+//! (ties by index), orthonormalised greedily. O(d)-equivariant and differentiable; nodes with
+//! fewer than `d` independent neighbour vectors are completed with the global axes and counted.
+
+use candle_core::Result;
+
+use crate::builder::{FrameBuilder, FrameInput};
+use crate::geometry::{check_positions, gather_candidates, nearest_edges, relative};
+use crate::local_frames::LocalFrames;
+use crate::orthonormalize::{orthonormalize, Orthonormalize};
+
+/// Gram-Schmidt of the nearest neighbour vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearestFrames {
+    /// How many nearest neighbours are offered as candidates per `d` (default 3: `3d`).
+    pub candidates_per_dim: usize,
+}
+
+impl Default for NearestFrames {
+    fn default() -> Self {
+        Self {
+            candidates_per_dim: 3,
+        }
+    }
+}
+
+impl FrameBuilder for NearestFrames {
+    fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
+        let (n, d) = check_positions(input.pos)?;
+        let k = self.candidates_per_dim.max(1) * d;
+        let (rel, _) = relative(input.pos, input.edge_index)?;
+        let cands = gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
+        let (frames, degenerate) = orthonormalize(&cands, &Orthonormalize::new(0))?;
+        LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
+    }
+
+    fn is_equivariant(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "nearest"
+    }
+}
