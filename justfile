@@ -22,3 +22,8 @@ proptest-long cases="4096":
 # Criterion benchmarks (figures land in target/criterion).
 bench:
     cargo bench -p tf-benches
+
+# The main job. Today: the measured equivariance table of every built-in layer (d = 2..7),
+# written to papers/tensor-frames/results/. The paper's tables join as their experiments land.
+reproduce:
+    cargo run --release -p tensor-frames -- equivariance-table --out papers/tensor-frames/results

@@ -1,0 +1,206 @@
+//! The `tensor-frames` command line.
+//!
+//! ```sh
+//! tensor-frames equivariance --layer edgeconv --dim 5 --dtype f64 --json
+//! ```
+
+use anyhow::{bail, Context, Result};
+use candle_core::DType;
+use clap::{Parser, Subcommand, ValueEnum};
+use tensor_frames::diagnostics::{
+    equivariance_markdown, equivariance_table, layer_equivariance, write_atomic,
+    EquivarianceRequest, FRAME_NAMES,
+};
+use tensor_frames::group::TensorReps;
+use tensor_frames::mp::LAYER_NAMES;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tensor-frames",
+    version,
+    about = "Exactly O(d)-equivariant message passing with tensor frames"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure the equivariance error of a built-in layer, end to end (global in -> global out).
+    Equivariance(EquivarianceArgs),
+    /// Measure every built-in layer in several dimensions and frame builders; write a table.
+    EquivarianceTable(TableArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TableArgs {
+    /// Output folder: writes equivariance.md and equivariance.json there.
+    #[arg(long, default_value = "papers/tensor-frames/results")]
+    out: std::path::PathBuf,
+    /// Trials per cell.
+    #[arg(long, default_value_t = 2)]
+    trials: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Dimensions, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,5,7")]
+    dims: Vec<usize>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Precision {
+    F32,
+    F64,
+}
+
+#[derive(clap::Args, Debug)]
+struct EquivarianceArgs {
+    /// Layer name (gcn, gcn-scalar, edgeconv, edgeconv-scalar).
+    #[arg(long)]
+    layer: String,
+    /// Dimension d >= 2.
+    #[arg(long, default_value_t = 3)]
+    dim: usize,
+    /// Number of random trials; each checks one proper and one improper transformation.
+    #[arg(long, default_value_t = 4)]
+    trials: usize,
+    /// Precision the network runs in (the error is always computed in f64).
+    #[arg(long, value_enum, default_value_t = Precision::F64)]
+    dtype: Precision,
+    /// Seed for clouds, weights and transformations.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Frame builder (learned, pca, nearest, identity, random, random-global).
+    #[arg(long, default_value = "learned")]
+    frames: String,
+    /// Points per random cloud.
+    #[arg(long, default_value_t = 64)]
+    points: usize,
+    /// Global input rep.
+    #[arg(long)]
+    in_reps: Option<String>,
+    /// Hidden (local) rep.
+    #[arg(long)]
+    hidden_reps: Option<String>,
+    /// Global output rep.
+    #[arg(long)]
+    out_reps: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_reps(s: &Option<String>, default: &TensorReps, flag: &str) -> Result<TensorReps> {
+    match s {
+        Some(s) => s.parse().with_context(|| format!("{flag} {s:?}")),
+        None => Ok(default.clone()),
+    }
+}
+
+fn equivariance(a: EquivarianceArgs) -> Result<()> {
+    if a.dim < 2 {
+        bail!(
+            "--dim must be at least 2 (O(1) has no rotations to test), got {}",
+            a.dim
+        );
+    }
+    if !LAYER_NAMES.contains(&a.layer.as_str()) {
+        bail!(
+            "unknown layer {:?}; known layers: {}",
+            a.layer,
+            LAYER_NAMES.join(", ")
+        );
+    }
+    if !FRAME_NAMES.contains(&a.frames.as_str()) {
+        bail!(
+            "unknown frames {:?}; known frames: {}",
+            a.frames,
+            FRAME_NAMES.join(", ")
+        );
+    }
+    let mut req = EquivarianceRequest::new(&a.layer, a.dim);
+    req.in_reps = parse_reps(&a.in_reps, &req.in_reps, "--in-reps")?;
+    req.hidden_reps = parse_reps(&a.hidden_reps, &req.hidden_reps, "--hidden-reps")?;
+    req.out_reps = parse_reps(&a.out_reps, &req.out_reps, "--out-reps")?;
+    req.trials = a.trials;
+    req.seed = a.seed;
+    req.frames = a.frames;
+    req.points = a.points;
+    req.dtype = match a.dtype {
+        Precision::F32 => DType::F32,
+        Precision::F64 => DType::F64,
+    };
+    let r = layer_equivariance(&req).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("layer              {}", r.layer);
+        println!("frames             {}", r.frames);
+        println!("dimension          {}", r.dim);
+        println!("dtype              {}", r.dtype);
+        println!("trials             {} (x2: det +1 and -1)", r.trials);
+        println!("points per cloud   {}", r.points);
+        println!("reps in -> out     {} -> {}", r.in_reps, r.out_reps);
+        println!("parameters         {}", r.params);
+        println!("max abs error      {:.3e}", r.max_abs_error);
+        println!("max rel error      {:.3e}", r.max_rel_error);
+        println!("degenerate frames  {}", r.degenerate_frames);
+    }
+    Ok(())
+}
+
+fn table(a: TableArgs) -> Result<()> {
+    if let Some(&d) = a.dims.iter().find(|&&d| d < 2) {
+        bail!("--dims must all be at least 2, got {d}");
+    }
+    let start = std::time::Instant::now();
+    let frames = ["learned", "pca", "nearest", "identity"];
+    let rows = equivariance_table(&a.dims, &frames, a.trials, a.seed)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let dims: Vec<String> = a.dims.iter().map(|d| d.to_string()).collect();
+    let command = format!(
+        "tensor-frames equivariance-table --trials {} --seed {} --dims {}",
+        a.trials,
+        a.seed,
+        dims.join(",")
+    );
+    let md = equivariance_markdown(&rows, &command, secs);
+    write_atomic(&a.out.join("equivariance.md"), &md)?;
+    let json = serde_json::json!({ "command": command, "seconds": secs, "rows": rows });
+    write_atomic(
+        &a.out.join("equivariance.json"),
+        &serde_json::to_string_pretty(&json)?,
+    )?;
+    for r in rows.iter().filter(|r| r.frames != "identity") {
+        if r.max_rel_error > 1e-9 {
+            bail!(
+                "{} with {} frames in d = {}: error {:.2e} above 1e-9",
+                r.layer,
+                r.frames,
+                r.dim,
+                r.max_rel_error
+            );
+        }
+    }
+    println!(
+        "wrote {} rows to {} in {secs:.1} s",
+        rows.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Equivariance(a) => equivariance(a),
+        Command::EquivarianceTable(a) => table(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}

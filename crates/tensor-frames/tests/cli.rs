@@ -1,0 +1,138 @@
+//! The `tensor-frames` binary: JSON fields, thresholds, and clean failures.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tensor-frames"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_layer_is_equivariant_in_several_dimensions() {
+    for layer in tf_mp::LAYER_NAMES {
+        for dim in ["2", "3", "4", "7"] {
+            let out = run(&[
+                "equivariance",
+                "--layer",
+                layer,
+                "--dim",
+                dim,
+                "--trials",
+                "1",
+                "--points",
+                "24",
+                "--json",
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            for key in [
+                "layer",
+                "dim",
+                "dtype",
+                "trials",
+                "max_abs_error",
+                "max_rel_error",
+                "degenerate_frames",
+                "params",
+            ] {
+                assert!(v.get(key).is_some(), "missing {key} in {v}");
+            }
+            let err = v["max_rel_error"].as_f64().unwrap();
+            assert!(err <= 1e-9, "{layer} d={dim}: {err}");
+        }
+    }
+}
+
+#[test]
+fn identity_frames_are_reported_as_not_equivariant() {
+    let out = run(&[
+        "equivariance",
+        "--layer",
+        "edgeconv",
+        "--frames",
+        "identity",
+        "--trials",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["max_rel_error"].as_f64().unwrap() > 1e-3);
+}
+
+#[test]
+fn f32_runs_and_table_output_works() {
+    let out = run(&[
+        "equivariance",
+        "--layer",
+        "gcn",
+        "--dtype",
+        "f32",
+        "--trials",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("max rel error"), "{text}");
+}
+
+#[test]
+fn bad_arguments_fail_cleanly() {
+    for (args, needle) in [
+        (vec!["equivariance", "--layer", "nope"], "unknown layer"),
+        (
+            vec!["equivariance", "--layer", "gcn", "--dim", "1"],
+            "at least 2",
+        ),
+        (
+            vec!["equivariance", "--layer", "gcn", "--frames", "magic"],
+            "unknown frames",
+        ),
+        (
+            vec!["equivariance", "--layer", "gcn", "--in-reps", "2x1q"],
+            "parity",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn equivariance_table_writes_markdown_and_json() {
+    let dir = std::env::temp_dir().join(format!("tf-table-{}", std::process::id()));
+    let out = run(&[
+        "equivariance-table",
+        "--out",
+        dir.to_str().unwrap(),
+        "--trials",
+        "1",
+        "--dims",
+        "2,3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(dir.join("equivariance.md")).unwrap();
+    assert!(md.contains("| edgeconv | learned | 3 |"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("equivariance.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 4 * 4 * 2);
+    assert!(!dir.join("equivariance.md.tmp").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let bad = run(&["equivariance-table", "--dims", "1"]);
+    assert!(!bad.status.success());
+}
