@@ -1,6 +1,10 @@
 //! Graph substrate hot paths: radius graphs of 10k and 100k points in 3D, and segment sum/max
 //! of 1M edge messages x 64 channels.
 
+// Large candle buffers: keep freed memory instead of page-faulting it back every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tf_graphs::{radius_graph, scatter_max, scatter_sum, RadiusGraph};

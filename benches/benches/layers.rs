@@ -3,6 +3,10 @@
 //! messages), for the overhead ratio. Graph construction is outside the timed region; frame
 //! prediction is inside (it is part of the method's cost).
 
+// Large candle buffers: keep freed memory instead of page-faulting it back every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -1,6 +1,10 @@
 //! `rho(U)` on N = 100k rows of "32x0n+16x1n+8x2n" in d = 3: the axis-by-axis fast path against
 //! the explicit Kronecker-power reference. Throughput is in rows.
 
+// Large candle buffers: keep freed memory instead of page-faulting it back every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::SeedableRng;

@@ -2,23 +2,28 @@
 //!
 //! Why not a KD-tree crate: the dimension `d` is a runtime value in this library, while the
 //! well-kept KD-tree crates fix it at compile time. A cell grid with cell size `r` answers a
-//! radius-`r` query by scanning the `3^d` cells around the query point, so building costs
-//! `O(N log N)` (points sorted by cell) and a query `O(3^d log N + m)` for `m` candidates at
-//! bounded density. Good for the low dimensions of point clouds (d <= 6); in high d the `3^d`
-//! factor dominates and a brute-force scan is used instead.
+//! radius-`r` query by scanning the `3^d` cells around the query point: building costs
+//! `O(N log N)` (points sorted by a linear cell key) and a query `O(3^d log N + m)` for `m`
+//! candidates at bounded density. Good for the low dimensions of point clouds (d <= 6); above
+//! that, or when the grid would need more than 2^62 cells, a brute-force scan is used.
 
 /// Above this dimension the grid scans all points (3^d cells would outnumber them).
 const MAX_GRID_DIM: usize = 6;
 
-/// Points of one graph bucketed by integer cell coordinates.
+/// Points of one graph bucketed by cell, sorted by linear cell key.
 #[derive(Debug)]
 pub(crate) struct CellGrid<'a> {
     pos: &'a [f64],
     d: usize,
     cell: f64,
     origin: Vec<f64>,
-    /// `(cell key, point index)` sorted by key, then index.
-    entries: Vec<(Vec<i64>, u32)>,
+    /// Cells per axis.
+    dims: Vec<i64>,
+    /// Linear key strides per axis.
+    strides: Vec<u64>,
+    /// Sorted linear cell keys, and the point of each entry.
+    keys: Vec<u64>,
+    ids: Vec<u32>,
     brute: bool,
 }
 
@@ -26,50 +31,73 @@ impl<'a> CellGrid<'a> {
     /// Buckets `pos` (row-major `(n, d)`) into cells of side `cell > 0`.
     pub(crate) fn new(pos: &'a [f64], d: usize, cell: f64) -> Self {
         let n = pos.len() / d;
-        let mut origin = vec![f64::INFINITY; d];
+        let mut lo = vec![f64::INFINITY; d];
+        let mut hi = vec![f64::NEG_INFINITY; d];
         for p in pos.chunks_exact(d) {
-            for (o, &v) in origin.iter_mut().zip(p) {
-                *o = o.min(v);
+            for a in 0..d {
+                lo[a] = lo[a].min(p[a]);
+                hi[a] = hi[a].max(p[a]);
             }
         }
-        let brute = d > MAX_GRID_DIM || !(cell.is_finite() && cell > 0.0);
         let mut grid = Self {
             pos,
             d,
             cell,
-            origin,
-            entries: Vec::new(),
-            brute,
+            origin: lo.clone(),
+            dims: Vec::new(),
+            strides: Vec::new(),
+            keys: Vec::new(),
+            ids: Vec::new(),
+            brute: true,
         };
-        if !grid.brute {
-            grid.entries = (0..n as u32)
-                .map(|i| (grid.key(grid.point(i as usize)), i))
-                .collect();
-            grid.entries.sort_unstable();
+        if n == 0 || d > MAX_GRID_DIM || !(cell.is_finite() && cell > 0.0) {
+            return grid;
         }
+        // Cells per axis; give up on the grid if the key space would overflow.
+        let mut total: u64 = 1;
+        for a in 0..d {
+            let cells = ((hi[a] - lo[a]) / cell).floor() + 1.0;
+            if !(cells.is_finite() && cells < 1e15) {
+                return grid;
+            }
+            grid.strides.push(total);
+            grid.dims.push(cells as i64);
+            total = match total.checked_mul(cells as u64) {
+                Some(t) if t < 1 << 62 => t,
+                _ => return grid,
+            };
+        }
+        grid.brute = false;
+        let mut entries: Vec<(u64, u32)> = (0..n)
+            .map(|i| {
+                let mut c = [0i64; MAX_GRID_DIM];
+                grid.coords(&pos[i * d..(i + 1) * d], &mut c);
+                (grid.linear(&c), i as u32)
+            })
+            .collect();
+        entries.sort_unstable();
+        grid.keys = entries.iter().map(|e| e.0).collect();
+        grid.ids = entries.iter().map(|e| e.1).collect();
         grid
     }
 
-    fn point(&self, i: usize) -> &[f64] {
-        &self.pos[i * self.d..(i + 1) * self.d]
+    fn coords(&self, p: &[f64], out: &mut [i64; MAX_GRID_DIM]) {
+        for a in 0..self.d {
+            out[a] = ((p[a] - self.origin[a]) / self.cell).floor() as i64;
+        }
     }
 
-    fn key(&self, p: &[f64]) -> Vec<i64> {
-        p.iter()
-            .zip(&self.origin)
-            .map(|(&v, &o)| ((v - o) / self.cell).floor() as i64)
-            .collect()
+    fn linear(&self, c: &[i64; MAX_GRID_DIM]) -> u64 {
+        (0..self.d).map(|a| c[a] as u64 * self.strides[a]).sum()
     }
 
     /// Squared distance between a query and point `j`.
-    pub(crate) fn dist2(&self, q: &[f64], j: usize) -> f64 {
-        q.iter()
-            .zip(self.point(j))
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum()
+    fn dist2(&self, q: &[f64], j: usize) -> f64 {
+        let p = &self.pos[j * self.d..(j + 1) * self.d];
+        q.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum()
     }
 
-    /// Calls `f(j, dist2)` for every point within distance `r <= cell` of `q` (inclusive).
+    /// Calls `f(j, dist2)` for every point within distance `r` of `q` (inclusive).
     pub(crate) fn within(&self, q: &[f64], r: f64, mut f: impl FnMut(u32, f64)) {
         let r2 = r * r;
         let n = self.pos.len() / self.d;
@@ -82,18 +110,27 @@ impl<'a> CellGrid<'a> {
             }
             return;
         }
-        let center = self.key(q);
-        let mut offset = vec![-1i64; self.d];
+        let mut center = [0i64; MAX_GRID_DIM];
+        self.coords(q, &mut center);
+        let mut offset = [-1i64; MAX_GRID_DIM];
+        let mut cell = [0i64; MAX_GRID_DIM];
         loop {
-            let key: Vec<i64> = center.iter().zip(&offset).map(|(c, o)| c + o).collect();
-            let start = self.entries.partition_point(|e| e.0 < key);
-            for (k, j) in &self.entries[start..] {
-                if *k != key {
-                    break;
-                }
-                let d2 = self.dist2(q, *j as usize);
-                if d2 <= r2 {
-                    f(*j, d2);
+            let mut inside = true;
+            for a in 0..self.d {
+                cell[a] = center[a] + offset[a];
+                inside &= cell[a] >= 0 && cell[a] < self.dims[a];
+            }
+            if inside {
+                let key = self.linear(&cell);
+                let start = self.keys.partition_point(|&k| k < key);
+                for (&k, &j) in self.keys[start..].iter().zip(&self.ids[start..]) {
+                    if k != key {
+                        break;
+                    }
+                    let d2 = self.dist2(q, j as usize);
+                    if d2 <= r2 {
+                        f(j, d2);
+                    }
                 }
             }
             // odometer over {-1, 0, 1}^d

@@ -10,7 +10,7 @@
 //! when E != n). Max and softmax find the per-segment maxima on the host; max then gathers the
 //! winning entries (ties: the first edge), so gradients flow to the winners only.
 
-use candle_core::{bail, DType, Result, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
 
 fn check(src: &Tensor, index: &Tensor, n: usize) -> Result<(usize, usize, Vec<u32>)> {
     let (e, c) = src.dims2()?;
@@ -51,65 +51,150 @@ pub fn scatter_mean(src: &Tensor, index: &Tensor, n: usize) -> Result<Tensor> {
     scatter_sum(src, index, n)?.broadcast_mul(&inv)
 }
 
-/// Per-segment, per-channel maxima on the host: winning edge per `(node, channel)` (u32, the
-/// first edge on ties) and whether the node has any message.
-fn argmax(src: &Tensor, idx: &[u32], n: usize, c: usize) -> Result<(Vec<u32>, Vec<f64>)> {
-    let vals = src.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let mut best = vec![f64::NEG_INFINITY; n * c];
-    let mut arg = vec![u32::MAX; n * c];
-    for (e, &i) in idx.iter().enumerate() {
-        let row = &vals[e * c..(e + 1) * c];
+/// Segment max as one CPU kernel: `(src (E, C), index (E,)) -> (n, C)`. The backward sends
+/// each output's gradient to the first edge attaining the maximum (so ties are deterministic).
+struct SegmentMax {
+    n: usize,
+}
+
+fn segment_max_fwd<T: WithDType>(src: &[T], idx: &[u32], n: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); n * c];
+    let mut seen = vec![false; n];
+    for (row, &i) in src.chunks_exact(c).zip(idx) {
         let i = i as usize;
-        for (ch, &v) in row.iter().enumerate() {
-            // `>` keeps the first edge on ties; NaN never wins, so a NaN input cannot hide.
-            if v > best[i * c + ch] || arg[i * c + ch] == u32::MAX {
-                best[i * c + ch] = v;
-                arg[i * c + ch] = e as u32;
+        let o = &mut out[i * c..(i + 1) * c];
+        if seen[i] {
+            for (a, &v) in o.iter_mut().zip(row) {
+                if v > *a {
+                    *a = v;
+                }
+            }
+        } else {
+            o.copy_from_slice(row);
+            seen[i] = true;
+        }
+    }
+    out
+}
+
+fn segment_max_bwd<T: WithDType>(
+    src: &[T],
+    idx: &[u32],
+    res: &[T],
+    grad: &[T],
+    c: usize,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); src.len()];
+    let mut claimed = vec![false; res.len()];
+    for (e, &i) in idx.iter().enumerate() {
+        let i = i as usize;
+        for ch in 0..c {
+            let k = i * c + ch;
+            if !claimed[k] && src[e * c + ch] == res[k] {
+                claimed[k] = true;
+                out[e * c + ch] = grad[k];
             }
         }
     }
-    let has: Vec<f64> = (0..n)
-        .map(|i| f64::from(u8::from(arg[i * c] != u32::MAX || c == 0)))
-        .collect();
-    for a in arg.iter_mut() {
-        if *a == u32::MAX {
-            *a = 0;
-        }
+    out
+}
+
+fn storage_slice<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => bail!("segment max: inputs must be contiguous"),
     }
-    Ok((arg, has))
+}
+
+impl CustomOp2 for SegmentMax {
+    fn name(&self) -> &'static str {
+        "tf-segment-max"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c) = l1.shape().dims2()?;
+        let idx = match s2 {
+            CpuStorage::U32(v) => storage_slice(v, l2)?,
+            _ => bail!("segment max: index must be u32"),
+        };
+        let out = match s1 {
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(segment_max_fwd(storage_slice(v, l1)?, idx, self.n, c))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(segment_max_fwd(storage_slice(v, l1)?, idx, self.n, c))
+            }
+            _ => bail!("segment max: src must be f32 or f64"),
+        };
+        Ok((out, (self.n, c).into()))
+    }
+
+    fn bwd(
+        &self,
+        src: &Tensor,
+        index: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (e, c) = src.dims2()?;
+        let idx = index.to_vec1::<u32>()?;
+        let g = match src.dtype() {
+            DType::F32 => Tensor::from_vec(
+                segment_max_bwd(
+                    &src.flatten_all()?.to_vec1::<f32>()?,
+                    &idx,
+                    &res.flatten_all()?.to_vec1::<f32>()?,
+                    &grad.flatten_all()?.to_vec1::<f32>()?,
+                    c,
+                ),
+                (e, c),
+                src.device(),
+            )?,
+            _ => Tensor::from_vec(
+                segment_max_bwd(
+                    &src.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+                    &idx,
+                    &res.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+                    &grad.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+                    c,
+                ),
+                (e, c),
+                src.device(),
+            )?
+            .to_dtype(src.dtype())?,
+        };
+        Ok((Some(g), None))
+    }
 }
 
 /// `out[i] = max_{e: index[e] = i} src[e]` per channel, zero for nodes without messages.
 pub fn scatter_max(src: &Tensor, index: &Tensor, n: usize) -> Result<Tensor> {
-    let (e, c, idx) = check(src, index, n)?;
+    let (e, c, _) = check(src, index, n)?;
     if e == 0 || c == 0 {
         return Tensor::zeros((n, c), src.dtype(), src.device());
     }
-    let (arg, has) = argmax(src, &idx, n, c)?;
-    let arg = Tensor::from_vec(arg, (n, c), src.device())?;
-    let has = Tensor::from_vec(has, (n, 1), src.device())?.to_dtype(src.dtype())?;
-    src.contiguous()?.gather(&arg, 0)?.broadcast_mul(&has)
+    let index = index.to_dtype(DType::U32)?.contiguous()?;
+    src.contiguous()?.apply_op2(&index, SegmentMax { n })
 }
 
 /// Softmax of `src` over the messages of each receiver, per channel: `(E, C)`; the weights of
 /// each node's messages sum to one. Used for attention.
 pub fn scatter_softmax(src: &Tensor, index: &Tensor, n: usize) -> Result<Tensor> {
-    let (e, c, idx) = check(src, index, n)?;
+    let (e, c, _) = check(src, index, n)?;
     if e == 0 || c == 0 {
         return Ok(src.clone());
     }
-    let (arg, _) = argmax(src, &idx, n, c)?;
+    let index = index.to_dtype(DType::U32)?.contiguous()?;
     // Subtracting the segment max (a constant for autograd) keeps exp finite and leaves the
     // softmax and its gradient unchanged.
-    let vals = src.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let shift: Vec<f64> = idx
-        .iter()
-        .flat_map(|&i| (0..c).map(move |ch| (i as usize, ch)))
-        .map(|(i, ch)| vals[arg[i * c + ch] as usize * c + ch])
-        .collect();
-    let shift = Tensor::from_vec(shift, (e, c), src.device())?.to_dtype(src.dtype())?;
+    let shift = scatter_max(&src.detach(), &index, n)?.index_select(&index, 0)?;
     let ex = (src - shift)?.exp()?;
-    let index = index.to_dtype(DType::U32)?;
     let denom = scatter_sum(&ex, &index, n)?.index_select(&index, 0)?;
     ex / denom
 }

@@ -91,7 +91,8 @@ impl RepAction {
             .iter()
             .map(|t| t.channel_dim(d))
             .max()
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .max(2 * d * d);
         Ok(Self {
             reps: reps.clone(),
             plan: Arc::new(Plan {
@@ -224,6 +225,91 @@ fn rotate_channel<'s, T: WithDType>(
     &cur[..w]
 }
 
+/// Order 1: `out = s U x`.
+#[inline]
+fn apply_order1<T: WithDType>(u: &[T], x: &[T], out: &mut [T], d: usize, s: T) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let ui = &u[i * d..(i + 1) * d];
+        *o = s * ui
+            .iter()
+            .zip(x)
+            .fold(T::zero(), |acc, (&a, &b)| acc + a * b);
+    }
+}
+
+/// Order 2: `out = s U X U^T`, as `tmp = U X` (in `scratch`) then `out[i, a] = tmp[i, :] . U[a, :]`.
+#[inline]
+fn apply_order2<T: WithDType>(u: &[T], x: &[T], out: &mut [T], scratch: &mut [T], d: usize, s: T) {
+    let tmp = &mut scratch[..d * d];
+    for i in 0..d {
+        let ti = &mut tmp[i * d..(i + 1) * d];
+        ti.fill(T::zero());
+        for j in 0..d {
+            let uij = u[i * d + j];
+            for (t, &xv) in ti.iter_mut().zip(&x[j * d..(j + 1) * d]) {
+                *t += uij * xv;
+            }
+        }
+    }
+    for i in 0..d {
+        let ti = &tmp[i * d..(i + 1) * d];
+        for a in 0..d {
+            let ua = &u[a * d..(a + 1) * d];
+            out[i * d + a] = s * ti
+                .iter()
+                .zip(ua)
+                .fold(T::zero(), |acc, (&p, &q)| acc + p * q);
+        }
+    }
+}
+
+/// Gradient of `<G, s rho(U) X>` in `U` for one low-order channel, accumulated into `du`:
+/// order 1 (`y = s U x`): `s g x^T`; order 2 (`Y = s U X U^T`): `s (G U X^T + G^T U X)`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn grad_u_low_order<T: WithDType>(
+    u: &[T],
+    x: &[T],
+    g: &[T],
+    du: &mut [T],
+    scratch: &mut [T],
+    d: usize,
+    k: usize,
+    s: T,
+) {
+    if k == 1 {
+        for a in 0..d {
+            let sg = s * g[a];
+            for (dst, &xb) in du[a * d..(a + 1) * d].iter_mut().zip(x) {
+                *dst += sg * xb;
+            }
+        }
+        return;
+    }
+    // scratch holds UX[a, q] = sum_j U[a, j] X[j, q] and then UXt[b, q] = sum_j U[b, j] X[q, j].
+    let (ux, uxt) = scratch[..2 * d * d].split_at_mut(d * d);
+    for a in 0..d {
+        for q in 0..d {
+            let (mut p1, mut p2) = (T::zero(), T::zero());
+            for j in 0..d {
+                p1 += u[a * d + j] * x[j * d + q];
+                p2 += u[a * d + j] * x[q * d + j];
+            }
+            ux[a * d + q] = p1;
+            uxt[a * d + q] = p2;
+        }
+    }
+    for p in 0..d {
+        for q in 0..d {
+            let mut acc = T::zero();
+            for b in 0..d {
+                acc += g[p * d + b] * uxt[b * d + q] + g[b * d + p] * ux[b * d + q];
+            }
+            du[p * d + q] += s * acc;
+        }
+    }
+}
+
 /// Sign of `det U` (U orthogonal), from an LU factorisation of the row's matrix.
 fn det_sign<T: WithDType>(u: &[T], d: usize) -> T {
     let m: Vec<f64> = u.iter().map(|v| v.to_f64()).collect();
@@ -263,17 +349,17 @@ impl Plan {
                         let s = if t.pseudo { sign } else { T::one() };
                         for c in 0..t.mul {
                             let range = t.offset + c * w..t.offset + (c + 1) * w;
-                            let rotated = rotate_channel(
-                                ur,
-                                &xr[range.clone()],
-                                sa,
-                                sb,
-                                d,
-                                t.order,
-                                usize::MAX,
-                            );
-                            for (dst, &v) in o[range].iter_mut().zip(rotated) {
-                                *dst = s * v;
+                            let (xc, oc) = (&xr[range.clone()], &mut o[range]);
+                            match t.order {
+                                0 => oc[0] = s * xc[0],
+                                1 => apply_order1(ur, xc, oc, d, s),
+                                2 => apply_order2(ur, xc, oc, sa, d, s),
+                                k => {
+                                    let rotated = rotate_channel(ur, xc, sa, sb, d, k, usize::MAX);
+                                    for (dst, &v) in oc.iter_mut().zip(rotated) {
+                                        *dst = s * v;
+                                    }
+                                }
                             }
                         }
                     }
@@ -299,7 +385,11 @@ impl Plan {
                     let xr = &x[r * dim..(r + 1) * dim];
                     let gr = &g[r * dim..(r + 1) * dim];
                     let ur = &u[r * d * d..(r + 1) * d * d];
-                    let sign = det_sign(ur, d);
+                    let sign = if self.terms.iter().any(|t| t.pseudo) {
+                        det_sign(ur, d)
+                    } else {
+                        T::one()
+                    };
                     for t in self.terms.iter().filter(|t| t.order > 0) {
                         let k = t.order;
                         let w = d.pow(k as u32);
@@ -307,6 +397,10 @@ impl Plan {
                         for c in 0..t.mul {
                             let range = t.offset + c * w..t.offset + (c + 1) * w;
                             let gc = &gr[range.clone()];
+                            if k <= 2 {
+                                grad_u_low_order(ur, &xr[range.clone()], gc, o, sa, d, k, s);
+                                continue;
+                            }
                             for p in 0..k {
                                 // out_c = U_p A_p with A_p the channel rotated on all axes but p:
                                 // dU[a, b] += s sum_{pre, post} G[pre, a, post] A_p[pre, b, post].

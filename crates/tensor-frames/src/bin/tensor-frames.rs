@@ -4,6 +4,10 @@
 //! tensor-frames equivariance --layer edgeconv --dim 5 --dtype f64 --json
 //! ```
 
+// Large candle buffers: keep freed memory instead of page-faulting it back every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
