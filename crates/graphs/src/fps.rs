@@ -14,6 +14,10 @@ pub enum FpsStart {
     First,
     /// A point chosen by a seeded hash of the graph index (reproducible, not biased to index 0).
     Seeded(u64),
+    /// The point farthest from the graph's centroid (ties: lowest index). Depends on geometry
+    /// only, so the samples are invariant under rotations, reflections, translations *and*
+    /// permutations of the points: the start rule for equivariant models.
+    FarthestFromCentroid,
 }
 
 /// Samples `ceil(ratio * n_g)` points of every graph (at least one point of a non-empty graph).
@@ -39,6 +43,15 @@ pub fn farthest_point_sampling(
         let first = match start {
             FpsStart::First => 0,
             FpsStart::Seeded(seed) => (splitmix(seed ^ g as u64) % m as u64) as usize,
+            FpsStart::FarthestFromCentroid => {
+                let mut c = vec![0.0; d];
+                for p in pts.chunks_exact(d) {
+                    c.iter_mut().zip(p).for_each(|(a, b)| *a += b / m as f64);
+                }
+                let dist =
+                    |j: usize| -> f64 { (0..d).map(|a| (pts[j * d + a] - c[a]).powi(2)).sum() };
+                (0..m).fold(0, |best, j| if dist(j) > dist(best) { j } else { best })
+            }
         };
         let mut best = vec![f64::INFINITY; m];
         let mut current = first;

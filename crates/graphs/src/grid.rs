@@ -91,6 +91,16 @@ impl<'a> CellGrid<'a> {
         (0..self.d).map(|a| c[a] as u64 * self.strides[a]).sum()
     }
 
+    /// The cell side.
+    pub(crate) fn cell(&self) -> f64 {
+        self.cell
+    }
+
+    /// Number of points.
+    pub(crate) fn len(&self) -> usize {
+        self.pos.len() / self.d
+    }
+
     /// Squared distance between a query and point `j`.
     fn dist2(&self, q: &[f64], j: usize) -> f64 {
         let p = &self.pos[j * self.d..(j + 1) * self.d];

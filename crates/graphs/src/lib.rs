@@ -6,6 +6,8 @@
 //! - [`radius_graph`], [`knn_graph`]: neighbourhoods within each graph, nearest-first capped,
 //!   deterministic, on a cell grid (not all pairs). `edge_index` is `(2, E)` u32 with row 0 the
 //!   sender `j` and row 1 the receiver `i`.
+//! - [`radius_neighbors`], [`knn_neighbors`]: the bipartite versions (query points against
+//!   source points, e.g. sampled centres against all points), same conventions.
 //! - [`farthest_point_sampling`]: per-graph FPS with a deterministic start rule.
 //! - [`scatter_sum`], [`scatter_mean`], [`scatter_max`], [`scatter_softmax`]: differentiable,
 //!   deterministic reductions of `(E, C)` messages onto `n` nodes; empty segments give zeros.
@@ -36,6 +38,6 @@ mod points;
 mod scatter;
 
 pub use fps::{farthest_point_sampling, FpsStart};
-pub use neighbors::{knn_graph, radius_graph, RadiusGraph};
+pub use neighbors::{knn_graph, knn_neighbors, radius_graph, radius_neighbors, RadiusGraph};
 pub use points::{host_positions, segments};
 pub use scatter::{scatter_max, scatter_mean, scatter_softmax, scatter_sum};

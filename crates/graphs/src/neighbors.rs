@@ -137,3 +137,133 @@ pub fn knn_graph(
     }
     edge_tensor(src, dst, pos.device())
 }
+
+/// Bipartite radius neighbourhoods: for every query point `i` (receiver), the source points `j`
+/// (senders) of the same graph within `radius`, nearest first, capped. `edge_index` row 0 indexes
+/// `src_pos`, row 1 indexes `query_pos`. `self_loops` is ignored (the sets differ).
+pub fn radius_neighbors(
+    src_pos: &Tensor,
+    src_batch: Option<&Tensor>,
+    query_pos: &Tensor,
+    query_batch: Option<&Tensor>,
+    radius: f64,
+    max_neighbors: usize,
+) -> Result<Tensor> {
+    if !(radius.is_finite() && radius > 0.0) {
+        bail!("radius must be finite and positive, got {radius}");
+    }
+    bipartite(
+        src_pos,
+        src_batch,
+        query_pos,
+        query_batch,
+        move |grid, q, _| {
+            let mut list = Vec::new();
+            grid.within(q, radius, |j, d2| list.push((d2, j)));
+            list
+        },
+        radius,
+        max_neighbors,
+    )
+}
+
+/// Bipartite kNN: for every query point, the `k` nearest source points of the same graph.
+pub fn knn_neighbors(
+    src_pos: &Tensor,
+    src_batch: Option<&Tensor>,
+    query_pos: &Tensor,
+    query_batch: Option<&Tensor>,
+    k: usize,
+) -> Result<Tensor> {
+    bipartite(
+        src_pos,
+        src_batch,
+        query_pos,
+        query_batch,
+        move |grid, q, extent| {
+            let mut r = grid.cell();
+            loop {
+                let mut list = Vec::new();
+                grid.within(q, r, |j, d2| list.push((d2, j)));
+                if list.len() >= k.min(grid.len()) || r.is_infinite() {
+                    return list;
+                }
+                // Far outside the sources (or very clustered data): one full scan ends the search.
+                r = if r > 4.0 * extent + grid.cell() {
+                    f64::INFINITY
+                } else {
+                    2.0 * r
+                };
+            }
+        },
+        f64::NAN,
+        k,
+    )
+}
+
+/// Shared driver of the bipartite queries: per graph, a grid over the sources, then `query` per
+/// query point; `cell` NaN means "pick a cell from the density" (kNN).
+fn bipartite<F>(
+    src_pos: &Tensor,
+    src_batch: Option<&Tensor>,
+    query_pos: &Tensor,
+    query_batch: Option<&Tensor>,
+    query: F,
+    cell: f64,
+    cap: usize,
+) -> Result<Tensor>
+where
+    F: Fn(&CellGrid, &[f64], f64) -> Vec<(f64, u32)> + Sync,
+{
+    let (sp, ns, d) = host_positions(src_pos)?;
+    let (qp, nq, dq) = host_positions(query_pos)?;
+    if d != dq {
+        bail!("source points have d = {d} but query points d = {dq}");
+    }
+    let ssegs = segments(src_batch, ns)?;
+    let qsegs = segments(query_batch, nq)?;
+    let (mut src, mut dst) = (Vec::new(), Vec::new());
+    for (g, qs) in qsegs.iter().enumerate() {
+        let Some(ss) = ssegs.get(g) else { continue };
+        if ss.is_empty() || qs.is_empty() {
+            continue;
+        }
+        let pts = &sp[ss.start * d..ss.end * d];
+        let m = ss.len();
+        let extent = extent_of(pts, d);
+        let cell = if cell.is_nan() {
+            if extent > 0.0 {
+                extent * ((cap + 1) as f64 / m as f64).powf(1.0 / d as f64)
+            } else {
+                1.0
+            }
+        } else {
+            cell
+        };
+        let grid = CellGrid::new(pts, d, cell);
+        let lists: Vec<Vec<(f64, u32)>> = (qs.start..qs.end)
+            .into_par_iter()
+            .map(|i| query(&grid, &qp[i * d..(i + 1) * d], extent))
+            .collect();
+        for (off, mut list) in lists.into_iter().enumerate() {
+            list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for &(_, j) in list.iter().take(cap) {
+                src.push(j + ss.start as u32);
+                dst.push((qs.start + off) as u32);
+            }
+        }
+    }
+    edge_tensor(src, dst, query_pos.device())
+}
+
+fn extent_of(pts: &[f64], d: usize) -> f64 {
+    let mut lo = vec![f64::INFINITY; d];
+    let mut hi = vec![f64::NEG_INFINITY; d];
+    for p in pts.chunks_exact(d) {
+        for a in 0..d {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    lo.iter().zip(&hi).map(|(a, b)| b - a).fold(0.0, f64::max)
+}

@@ -19,6 +19,7 @@
 use candle_core::{bail, Result, Tensor};
 use tf_frames::{split_edges, LocalFrames};
 use tf_graphs::{scatter_max, scatter_mean, scatter_softmax, scatter_sum};
+use tf_group::small_matmul::rotate_last_axis;
 use tf_group::RepAction;
 
 /// Whether messages carry tensors (the paper's method) or treat local features as scalars (the
@@ -57,31 +58,55 @@ pub struct GraphContext {
 }
 
 impl GraphContext {
-    /// Precomputes `R_i R_j^T`, `R_i (x_j - x_i)` and `|x_j - x_i|` for every edge.
+    /// Precomputes `R_i R_j^T`, `R_i (x_j - x_i)` and `|x_j - x_i|` for every edge of a graph on
+    /// one point set.
     pub fn new(pos: &Tensor, edge_index: &Tensor, frames: LocalFrames) -> Result<Self> {
-        let (n_nodes, d) = pos.dims2()?;
-        if frames.len() != n_nodes || frames.d() != d {
-            bail!(
-                "frames {:?} do not match positions {:?}",
-                frames.matrices().dims(),
-                pos.dims()
-            );
+        Self::bipartite(pos, &frames.clone(), pos, frames, edge_index)
+    }
+
+    /// The same for a bipartite graph: senders `j` index `src_pos`/`src_frames`, receivers `i`
+    /// index `dst_pos`/`dst_frames` (e.g. all points -> sampled centres, coarse -> fine points).
+    /// Per-node methods ([`node_to_local`](Self::node_to_local), aggregation) refer to the
+    /// receivers.
+    pub fn bipartite(
+        src_pos: &Tensor,
+        src_frames: &LocalFrames,
+        dst_pos: &Tensor,
+        dst_frames: LocalFrames,
+        edge_index: &Tensor,
+    ) -> Result<Self> {
+        let (n_src, d) = src_pos.dims2()?;
+        let (n_nodes, d2) = dst_pos.dims2()?;
+        for (name, fr, n) in [
+            ("sender", src_frames, n_src),
+            ("receiver", &dst_frames, n_nodes),
+        ] {
+            if fr.len() != n || fr.d() != d || d2 != d {
+                bail!(
+                    "{name} frames {:?} do not match positions ({n}, {d})",
+                    fr.matrices().dims()
+                );
+            }
         }
         let (src, dst) = split_edges(edge_index)?;
-        let check = |t: &Tensor| -> Result<()> {
-            if let Some(&bad) = t.to_vec1::<u32>()?.iter().find(|&&v| v as usize >= n_nodes) {
-                bail!("edge_index refers to node {bad} but there are {n_nodes} nodes");
+        let check = |t: &Tensor, n: usize| -> Result<()> {
+            if let Some(&bad) = t.to_vec1::<u32>()?.iter().find(|&&v| v as usize >= n) {
+                bail!("edge_index refers to node {bad} but there are {n} nodes");
             }
             Ok(())
         };
-        check(&src)?;
-        check(&dst)?;
-        let transitions = frames.transitions(edge_index)?;
-        let edge_vectors = frames.local_edge_vectors(pos, edge_index)?;
+        check(&src, n_src)?;
+        check(&dst, n_nodes)?;
+        let ri = dst_frames.matrices().index_select(&dst, 0)?;
+        let rj = src_frames.matrices().index_select(&src, 0)?;
+        // (R_i R_j^T)[a, b] = sum_c R_i[a, c] R_j[b, c]
+        let transitions = rotate_last_axis(&ri, &rj)?;
+        let rel = (src_pos.index_select(&src, 0)? - dst_pos.index_select(&dst, 0)?)?;
+        let edge_vectors = rotate_last_axis(&ri, &rel.unsqueeze(1)?)?.squeeze(2)?;
         // epsilon: duplicate points give distance ~0 with a finite gradient
         let distances = (edge_vectors.sqr()?.sum_keepdim(1)? + 1e-24)?.sqrt()?;
         Ok(Self {
-            frames,
+            frames: dst_frames,
             src,
             dst,
             n_nodes,
@@ -91,12 +116,12 @@ impl GraphContext {
         })
     }
 
-    /// The frames.
+    /// The receivers' frames.
     pub fn frames(&self) -> &LocalFrames {
         &self.frames
     }
 
-    /// Number of nodes.
+    /// Number of receiving nodes.
     pub fn n_nodes(&self) -> usize {
         self.n_nodes
     }

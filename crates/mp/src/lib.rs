@@ -6,7 +6,7 @@
 //! any network. [`GraphContext`] hands a layer exactly these inputs, declared by the method it
 //! calls (local, global or invariant); the rest is plain candle code.
 //!
-//! Worked examples: [`GcnConv`] and [`EdgeConv`], each with a scalar-message switch
+//! Worked examples: [`GcnConv`], [`EdgeConv`] and [`AttentionConv`], each with a scalar-message switch
 //! ([`Messages::Scalar`], the paper's ablation). [`Embed`] and [`Readout`] move features into and
 //! out of the local frames; [`LayerNet`] assembles frames, embedding, a layer and a readout into a
 //! global-in, global-out network.
@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+mod attention;
 mod context;
 mod edgeconv;
 mod gcn;
@@ -58,6 +59,7 @@ mod io;
 mod layer;
 mod zoo;
 
+pub use attention::{AttentionConv, AttentionConvConfig};
 pub use context::{Aggregation, GraphContext, Messages};
 pub use edgeconv::{EdgeConv, EdgeConvConfig};
 pub use gcn::{GcnConfig, GcnConv};

@@ -8,6 +8,7 @@ use tf_frames::{FrameBuilder, FrameInput};
 use tf_graphs::knn_graph;
 use tf_group::TensorReps;
 
+use crate::attention::{AttentionConv, AttentionConvConfig};
 use crate::context::{GraphContext, Messages};
 use crate::edgeconv::{EdgeConv, EdgeConvConfig};
 use crate::gcn::{GcnConfig, GcnConv};
@@ -15,7 +16,14 @@ use crate::io::{Embed, Readout};
 use crate::layer::Layer;
 
 /// Names accepted by [`builtin_layer`].
-pub const LAYER_NAMES: &[&str] = &["gcn", "gcn-scalar", "edgeconv", "edgeconv-scalar"];
+pub const LAYER_NAMES: &[&str] = &[
+    "gcn",
+    "gcn-scalar",
+    "edgeconv",
+    "edgeconv-scalar",
+    "attention",
+    "attention-scalar",
+];
 
 /// A built-in layer by name, mapping `reps` to `reps` (hidden width 32 where there is one).
 pub fn builtin_layer(
@@ -45,6 +53,16 @@ pub fn builtin_layer(
                 in_reps: reps.clone(),
                 out_reps: reps.clone(),
                 hidden: 32,
+                messages,
+            },
+            vb,
+        )?),
+        "attention" => Box::new(AttentionConv::new(
+            AttentionConvConfig {
+                d,
+                reps: reps.clone(),
+                heads: 2,
+                head_dim: 8,
                 messages,
             },
             vb,

@@ -283,3 +283,96 @@ pub fn write_atomic(path: &std::path::Path, contents: &str) -> std::io::Result<(
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, path)
 }
+
+/// Equivariance error of a built-in model preset (see [`tf_models::PRESETS`]) on two random
+/// shapes of `points` points in `[-0.5, 0.5]^d`: normals must rotate with the input, logits
+/// must not change. The `layer` field of the result holds the preset name.
+pub fn model_equivariance(
+    preset: &str,
+    dim: usize,
+    trials: usize,
+    dtype: DType,
+    seed: u64,
+    points: usize,
+) -> Result<EquivarianceResult> {
+    use tf_models::{Batch, HeadConfig, Model, ModelConfig};
+    if dim < 2 {
+        bail!("--dim must be at least 2 (O(1) has no rotations to test), got {dim}");
+    }
+    if trials == 0 || points < 8 {
+        bail!("need at least one trial and eight points per shape");
+    }
+    let cfg =
+        ModelConfig::preset(preset, dim).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let frames = format!(
+        "{:?}",
+        match &cfg {
+            ModelConfig::Pointnet2(c) => c.frames.kind,
+            ModelConfig::Dgcnn(c) => c.frames.kind,
+            ModelConfig::Attention(c) => c.frames.kind,
+        }
+    )
+    .to_lowercase();
+    let dev = Device::Cpu;
+    let model = Model::new(cfg, dtype, &dev)?;
+    reseed_varmap(model.varmap(), seed, 0.3)?;
+    let out_kind = match model.head() {
+        HeadConfig::Normals => Kind::Features(TensorReps::vectors(1)),
+        _ => Kind::Invariant,
+    };
+    let ids: Vec<u32> = (0..2 * points as u32).map(|i| i / points as u32).collect();
+    let batch = candle_core::Tensor::new(ids.as_slice(), &dev)?;
+    let (mut max_abs, mut max_rel, mut degenerate) = (0.0f64, 0.0f64, 0usize);
+    for t in 0..trials {
+        let s = seed.wrapping_add(t as u64 + 1);
+        let pos = (PointCloud::uniform(dim, 2 * points, s).tensor(DType::F64, &dev)? * 0.5)?
+            .to_dtype(dtype)?;
+        let f = |xs: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
+            Ok(vec![
+                model
+                    .forward(&Batch {
+                        pos: &xs[0],
+                        batch: Some(&batch),
+                        features: None,
+                    })?
+                    .values,
+            ])
+        };
+        degenerate += model
+            .forward(&Batch {
+                pos: &pos,
+                batch: Some(&batch),
+                features: None,
+            })?
+            .degenerate_frames;
+        for g in Transform::pair(dim, s) {
+            let r = equivariance_error(
+                &[(Kind::Positions, pos.clone())],
+                &[Declared::new(preset, out_kind.clone())],
+                f,
+                &g,
+            )?;
+            max_abs = max_abs.max(r.max_abs_error());
+            max_rel = max_rel.max(r.max_rel_error());
+        }
+    }
+    Ok(EquivarianceResult {
+        layer: preset.to_string(),
+        dim,
+        dtype: if dtype == DType::F32 { "f32" } else { "f64" }.into(),
+        trials,
+        frames,
+        points: 2 * points,
+        max_abs_error: max_abs,
+        max_rel_error: max_rel,
+        degenerate_frames: degenerate,
+        params: model.params(),
+        in_reps: String::new(),
+        out_reps: match model.head() {
+            HeadConfig::Normals => "1x1n".into(),
+            HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => {
+                format!("{classes}x0n")
+            }
+        },
+    })
+}

@@ -8,6 +8,7 @@
 //! | [`graphs`] | `tf-graphs` | radius/kNN graphs, FPS, scatter reductions |
 //! | [`frames`] | `tf-frames` | local frames: learned, PCA, nearest, controls, refinement |
 //! | [`mp`] | `tf-mp` | message passing layers with tensorial messages |
+//! | [`models`] | `tf-models` | TF-PointNet++, DGCNN, attention; configs and presets |
 //! | [`diagnostics`] | here | equivariance measurements behind the CLI |
 //!
 //! The `tensor-frames` binary offers `tensor-frames equivariance --layer edgeconv --dim 5`.
@@ -30,6 +31,7 @@ pub mod diagnostics;
 pub use tf_frames as frames;
 pub use tf_graphs as graphs;
 pub use tf_group as group;
+pub use tf_models as models;
 pub use tf_mp as mp;
 
 /// The names most programs need.
@@ -44,6 +46,7 @@ pub mod prelude {
         scatter_softmax, scatter_sum, FpsStart, RadiusGraph,
     };
     pub use tf_group::{orthogonal, Parity, RepAction, RepTerm, TensorReps};
+    pub use tf_models::{Batch, HeadConfig, Model, ModelConfig, Prediction};
     pub use tf_mp::{
         Aggregation, EdgeConv, EdgeConvConfig, Embed, GcnConfig, GcnConv, GraphContext, Layer,
         Messages, Readout,

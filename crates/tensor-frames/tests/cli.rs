@@ -130,9 +130,63 @@ fn equivariance_table_writes_markdown_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("equivariance.json")).unwrap())
             .unwrap();
-    assert_eq!(json["rows"].as_array().unwrap().len(), 4 * 4 * 2);
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        tf_mp::LAYER_NAMES.len() * 4 * 2
+    );
     assert!(!dir.join("equivariance.md.tmp").exists());
     std::fs::remove_dir_all(&dir).unwrap();
     let bad = run(&["equivariance-table", "--dims", "1"]);
     assert!(!bad.status.success());
+}
+
+#[test]
+fn models_are_equivariant_from_the_cli() {
+    for (model, dims) in [
+        ("pointnet2-normals", vec!["2", "3", "4"]),
+        ("pointnet2-classification", vec!["3"]),
+        ("dgcnn-normals", vec!["3"]),
+        ("attention-normals", vec!["3"]),
+    ] {
+        for dim in dims {
+            let out = run(&[
+                "equivariance",
+                "--model",
+                model,
+                "--dim",
+                dim,
+                "--trials",
+                "1",
+                "--points",
+                "48",
+                "--json",
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(v["params"].as_u64().unwrap() > 0);
+            let err = v["max_rel_error"].as_f64().unwrap();
+            assert!(err <= 1e-9, "{model} d={dim}: {err}");
+        }
+    }
+    let out = run(&[
+        "equivariance",
+        "--model",
+        "pointnet2-normals-plain",
+        "--trials",
+        "1",
+        "--points",
+        "48",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["max_rel_error"].as_f64().unwrap() > 1e-3);
+    let bad = run(&["equivariance", "--model", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown model"));
+    let neither = run(&["equivariance"]);
+    assert!(!neither.status.success());
 }

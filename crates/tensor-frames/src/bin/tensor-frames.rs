@@ -12,10 +12,11 @@ use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 use tensor_frames::diagnostics::{
-    equivariance_markdown, equivariance_table, layer_equivariance, write_atomic,
-    EquivarianceRequest, FRAME_NAMES,
+    equivariance_markdown, equivariance_table, layer_equivariance, model_equivariance,
+    write_atomic, EquivarianceRequest, EquivarianceResult, FRAME_NAMES,
 };
 use tensor_frames::group::TensorReps;
+use tensor_frames::models::PRESETS;
 use tensor_frames::mp::LAYER_NAMES;
 
 #[derive(Parser, Debug)]
@@ -61,9 +62,12 @@ enum Precision {
 
 #[derive(clap::Args, Debug)]
 struct EquivarianceArgs {
-    /// Layer name (gcn, gcn-scalar, edgeconv, edgeconv-scalar).
+    /// Layer name (gcn, gcn-scalar, edgeconv, edgeconv-scalar, attention, attention-scalar).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    layer: Option<String>,
+    /// Model preset instead of a layer (pointnet2-normals, dgcnn-classification, ...).
     #[arg(long)]
-    layer: String,
+    model: Option<String>,
     /// Dimension d >= 2.
     #[arg(long, default_value_t = 3)]
     dim: usize,
@@ -110,10 +114,25 @@ fn equivariance(a: EquivarianceArgs) -> Result<()> {
             a.dim
         );
     }
-    if !LAYER_NAMES.contains(&a.layer.as_str()) {
+    let dtype = match a.dtype {
+        Precision::F32 => DType::F32,
+        Precision::F64 => DType::F64,
+    };
+    if let Some(preset) = &a.model {
+        if !PRESETS.contains(&preset.as_str()) {
+            bail!(
+                "unknown model {preset:?}; known models: {}",
+                PRESETS.join(", ")
+            );
+        }
+        let r = model_equivariance(preset, a.dim, a.trials, dtype, a.seed, a.points)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return report(&r, a.json);
+    }
+    let layer = a.layer.clone().unwrap_or_default();
+    if !LAYER_NAMES.contains(&layer.as_str()) {
         bail!(
-            "unknown layer {:?}; known layers: {}",
-            a.layer,
+            "unknown layer {layer:?}; known layers: {}",
             LAYER_NAMES.join(", ")
         );
     }
@@ -124,7 +143,7 @@ fn equivariance(a: EquivarianceArgs) -> Result<()> {
             FRAME_NAMES.join(", ")
         );
     }
-    let mut req = EquivarianceRequest::new(&a.layer, a.dim);
+    let mut req = EquivarianceRequest::new(&layer, a.dim);
     req.in_reps = parse_reps(&a.in_reps, &req.in_reps, "--in-reps")?;
     req.hidden_reps = parse_reps(&a.hidden_reps, &req.hidden_reps, "--hidden-reps")?;
     req.out_reps = parse_reps(&a.out_reps, &req.out_reps, "--out-reps")?;
@@ -132,15 +151,16 @@ fn equivariance(a: EquivarianceArgs) -> Result<()> {
     req.seed = a.seed;
     req.frames = a.frames;
     req.points = a.points;
-    req.dtype = match a.dtype {
-        Precision::F32 => DType::F32,
-        Precision::F64 => DType::F64,
-    };
+    req.dtype = dtype;
     let r = layer_equivariance(&req).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if a.json {
+    report(&r, a.json)
+}
+
+fn report(r: &EquivarianceResult, json: bool) -> Result<()> {
+    if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("layer              {}", r.layer);
+        println!("layer or model     {}", r.layer);
         println!("frames             {}", r.frames);
         println!("dimension          {}", r.dim);
         println!("dtype              {}", r.dtype);

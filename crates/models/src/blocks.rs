@@ -1,0 +1,209 @@
+//! Building blocks shared by the models: MLPs, radial bases, frame builders from configuration,
+//! input embedding, the PointNet conv, and the output heads.
+
+use candle_core::{bail, Result, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use tf_frames::{
+    FrameBuilder, IdentityFrames, LearnedFrames, LearnedFramesConfig, NearestFrames, PcaFrames,
+    RandomFrames, RandomGlobalFrames,
+};
+use tf_group::{RepAction, TensorReps};
+use tf_mp::{Aggregation, GraphContext, Messages};
+
+use crate::config::{FrameChoice, FrameConfig, HeadConfig, MessageChoice};
+
+/// Parses a rep string from a configuration, naming the field on error.
+pub(crate) fn reps(field: &str, s: &str) -> Result<TensorReps> {
+    if s.trim().is_empty() {
+        return Ok(TensorReps::empty());
+    }
+    s.parse()
+        .map_err(|e| candle_core::Error::Msg(format!("config field {field}: {e}")))
+}
+
+/// Tensorial or scalar, as the message passing crate spells it.
+pub(crate) fn messages(m: MessageChoice) -> Messages {
+    match m {
+        MessageChoice::Tensorial => Messages::Tensorial,
+        MessageChoice::Scalar => Messages::Scalar,
+    }
+}
+
+/// The configured frame builder; learned frames keep their weights under `vb`.
+pub(crate) fn frame_builder(
+    cfg: &FrameConfig,
+    d: usize,
+    vb: VarBuilder,
+) -> Result<Box<dyn FrameBuilder>> {
+    Ok(match cfg.kind {
+        FrameChoice::Learned => {
+            let mut lc = LearnedFramesConfig::new(d, cfg.cutoff);
+            lc.hidden = cfg.hidden;
+            Box::new(LearnedFrames::new(lc, vb)?)
+        }
+        FrameChoice::Pca => Box::new(PcaFrames::default()),
+        FrameChoice::Nearest => Box::new(NearestFrames::default()),
+        FrameChoice::Random => Box::new(RandomFrames::new(cfg.seed)),
+        FrameChoice::RandomGlobal => Box::new(RandomGlobalFrames::new(cfg.seed)),
+        FrameChoice::Identity => Box::new(IdentityFrames),
+    })
+}
+
+/// `Linear -> SiLU -> Linear`: any MLP is allowed on local (invariant) features.
+#[derive(Debug, Clone)]
+pub(crate) struct Mlp {
+    a: Linear,
+    b: Linear,
+}
+
+impl Mlp {
+    pub(crate) fn new(input: usize, hidden: usize, output: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            a: candle_nn::linear(input, hidden, vb.pp("0"))?,
+            b: candle_nn::linear(hidden, output, vb.pp("1"))?,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.b.forward(&self.a.forward(x)?.silu()?)
+    }
+}
+
+/// Gaussian radial basis `(E, n)` of distances `(E, 1)` on `[0, cutoff]`.
+pub(crate) fn rbf(dist: &Tensor, n: usize, cutoff: f64) -> Result<Tensor> {
+    if n == 0 {
+        return Tensor::zeros((dist.dims()[0], 0), dist.dtype(), dist.device());
+    }
+    let step = cutoff / n.max(2).saturating_sub(1) as f64;
+    let centers: Vec<f64> = (0..n).map(|k| k as f64 * step).collect();
+    let centers = Tensor::from_vec(centers, (1, n), dist.device())?.to_dtype(dist.dtype())?;
+    (dist.broadcast_sub(&centers)? / step)?.sqr()?.neg()?.exp()
+}
+
+/// Global per-point inputs into the local frames; without inputs, one constant scalar.
+#[derive(Debug, Clone)]
+pub(crate) struct InputEmbedding {
+    reps: TensorReps,
+    rho: Option<RepAction>,
+}
+
+impl InputEmbedding {
+    pub(crate) fn new(in_reps: &str, d: usize) -> Result<Self> {
+        let reps = reps("in_reps", in_reps)?;
+        if reps.is_empty() {
+            return Ok(Self {
+                reps: TensorReps::scalars(1),
+                rho: None,
+            });
+        }
+        Ok(Self {
+            rho: Some(RepAction::new(&reps, d)?),
+            reps,
+        })
+    }
+
+    /// The rep of the local features produced.
+    pub(crate) fn reps(&self) -> &TensorReps {
+        &self.reps
+    }
+
+    pub(crate) fn forward(
+        &self,
+        ctx: &GraphContext,
+        pos: &Tensor,
+        features: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        match (&self.rho, features) {
+            (Some(rho), Some(f)) => ctx.node_to_local(f, rho),
+            (None, None) => Tensor::ones((pos.dims()[0], 1), pos.dtype(), pos.device()),
+            (Some(_), None) => bail!(
+                "the model expects per-point input features of rep {}",
+                self.reps
+            ),
+            (None, Some(_)) => {
+                bail!("the model was configured without input features (in_reps is empty)")
+            }
+        }
+    }
+}
+
+/// PointNet conv on a (bipartite) graph: `max_j MLP([rho(R_c R_j^T) f_j, R_c (x_j - x_c), rbf(|x_j - x_c|)])`.
+#[derive(Debug, Clone)]
+pub(crate) struct PointConv {
+    rho: RepAction,
+    mlp: Mlp,
+    messages: Messages,
+    n_rbf: usize,
+    cutoff: f64,
+}
+
+impl PointConv {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        d: usize,
+        in_reps: &TensorReps,
+        out_reps: &TensorReps,
+        hidden: usize,
+        n_rbf: usize,
+        cutoff: f64,
+        messages: Messages,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            rho: RepAction::new(in_reps, d)?,
+            mlp: Mlp::new(in_reps.dim(d) + d + n_rbf, hidden, out_reps.dim(d), vb)?,
+            messages,
+            n_rbf,
+            cutoff,
+        })
+    }
+
+    /// `x (N_src, in_dim)` local -> `(N_dst, out_dim)` local.
+    pub(crate) fn forward(&self, ctx: &GraphContext, x: &Tensor) -> Result<Tensor> {
+        let xj = ctx.sender(x, &self.rho, self.messages)?;
+        let radial = rbf(ctx.distances(), self.n_rbf, self.cutoff)?;
+        let input = Tensor::cat(&[&xj, ctx.edge_vectors(), &radial], 1)?;
+        ctx.aggregate(&self.mlp.forward(&input)?, Aggregation::Max)
+    }
+}
+
+/// The output layer of each head kind.
+#[derive(Debug, Clone)]
+pub(crate) enum Head {
+    /// A `1n` vector per point, mapped back to global coordinates.
+    Normals { lin: Linear, rho: RepAction },
+    /// Invariant logits (per point or per shape).
+    Logits { mlp: Mlp },
+}
+
+impl Head {
+    pub(crate) fn new(
+        head: HeadConfig,
+        d: usize,
+        in_dim: usize,
+        hidden: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(match head {
+            HeadConfig::Normals => Head::Normals {
+                lin: candle_nn::linear(in_dim, d, vb.pp("normals"))?,
+                rho: RepAction::new(&TensorReps::vectors(1), d)?,
+            },
+            HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => {
+                Head::Logits {
+                    mlp: Mlp::new(in_dim, hidden, classes, vb.pp("logits"))?,
+                }
+            }
+        })
+    }
+
+    /// Local features -> outputs (normals need the frames of the rows, in `ctx`).
+    pub(crate) fn forward(&self, ctx: &GraphContext, local: &Tensor) -> Result<Tensor> {
+        match self {
+            Head::Normals { lin, rho } => ctx.node_to_global(&lin.forward(local)?, rho),
+            Head::Logits { mlp } => mlp.forward(local),
+        }
+    }
+}

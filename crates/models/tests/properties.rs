@@ -1,0 +1,312 @@
+//! Every model preset with learned frames is O(d)-equivariant (normals rotate with the input,
+//! logits are invariant) including reflections and translations, in f64, and permutation
+//! equivariant in the points; the plain preset (identity frames) fails the same check.
+#![allow(clippy::unwrap_used)]
+
+use candle_core::{DType, Device, Tensor};
+use proptest::prelude::*;
+use tf_group::TensorReps;
+use tf_models::{Batch, HeadConfig, Model, ModelConfig, PRESETS};
+use tf_testing::strategies::{self, PointCloud};
+use tf_testing::{
+    config, equivariance_error, prop_assert_equivariant, reseed_varmap, Declared, Kind, Transform,
+};
+
+const TOL: f64 = 1e-9;
+
+fn model(preset: &str, d: usize, seed: u64) -> Model {
+    let m = Model::new(
+        ModelConfig::preset(preset, d).unwrap(),
+        DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    reseed_varmap(m.varmap(), seed, 0.3).unwrap();
+    m
+}
+
+/// Two shapes of `n` points each in `[-0.5, 0.5]^d`, and their batch vector.
+fn shapes(d: usize, n: usize, seed: u64) -> (Tensor, Tensor) {
+    let pos = (PointCloud::uniform(d, 2 * n, seed)
+        .tensor(DType::F64, &Device::Cpu)
+        .unwrap()
+        * 0.5)
+        .unwrap();
+    let ids: Vec<u32> = (0..2 * n as u32).map(|i| i / n as u32).collect();
+    (pos, Tensor::new(ids.as_slice(), &Device::Cpu).unwrap())
+}
+
+fn output_kind(m: &Model, d: usize) -> Kind {
+    let _ = d;
+    match m.head() {
+        HeadConfig::Normals => Kind::Features(TensorReps::vectors(1)),
+        _ => Kind::Invariant,
+    }
+}
+
+fn run<'a>(
+    m: &'a Model,
+    batch: &Tensor,
+) -> impl Fn(&[Tensor]) -> candle_core::Result<Vec<Tensor>> + 'a {
+    let batch = batch.clone();
+    move |xs: &[Tensor]| {
+        Ok(vec![
+            m.forward(&Batch {
+                pos: &xs[0],
+                batch: Some(&batch),
+                features: None,
+            })?
+            .values,
+        ])
+    }
+}
+
+const EQUIVARIANT: &[&str] = &[
+    "pointnet2-normals",
+    "pointnet2-normals-refined",
+    "pointnet2-normals-scalar",
+    "pointnet2-segmentation",
+    "pointnet2-classification",
+    "dgcnn-normals",
+    "dgcnn-classification",
+    "attention-normals",
+];
+
+proptest! {
+    #![proptest_config(config(4))]
+
+    #[test]
+    fn every_equivariant_preset_is_equivariant_in_3d(seed in strategies::seed()) {
+        let (pos, batch) = shapes(3, 64, seed);
+        for &p in EQUIVARIANT {
+            let m = model(p, 3, seed);
+            prop_assert!(m.is_equivariant());
+            prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, 3))], run(&m, &batch), 3, seed, TOL)?;
+        }
+    }
+
+    #[test]
+    fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
+        let (pos, batch) = shapes(d, 64, seed);
+        let m = model("pointnet2-normals", d, seed);
+        prop_assert_equivariant(&[(Kind::Positions, pos)], &[Declared::new("normals", output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
+    }
+
+    #[test]
+    fn models_are_permutation_equivariant(seed in strategies::seed()) {
+        let n = 64;
+        let (pos, batch) = shapes(3, n, seed);
+        // a permutation inside each shape, so the batch vector stays sorted
+        let perm: Vec<u32> = (0..2 * n as u32).map(|i| (i / n as u32) * n as u32 + ((i % n as u32) * 37 + seed as u32 % 64) % n as u32).collect();
+        let perm_t = Tensor::new(perm.as_slice(), &Device::Cpu).unwrap();
+        let moved = pos.index_select(&perm_t, 0).unwrap();
+        for p in ["pointnet2-normals", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
+            let m = model(p, 3, seed);
+            let a = m.forward(&Batch { pos: &pos, batch: Some(&batch), features: None }).unwrap().values;
+            let b = m.forward(&Batch { pos: &moved, batch: Some(&batch), features: None }).unwrap().values;
+            let want = if a.dims()[0] == 2 * n { a.index_select(&perm_t, 0).unwrap() } else { a };
+            let err = tf_testing::max_rel_diff(&b, &want).unwrap();
+            prop_assert!(err <= TOL, "{p}: permutation error {err:e}");
+        }
+    }
+}
+
+#[test]
+fn identity_frames_are_detected() {
+    let (pos, batch) = shapes(3, 64, 1);
+    for p in ["pointnet2-normals-plain", "pointnet2-normals-random-frames"] {
+        let m = model(p, 3, 1);
+        assert!(!m.is_equivariant());
+        let g = Transform::random(3, 2, -1.0);
+        let r = equivariance_error(
+            &[(Kind::Positions, pos.clone())],
+            &[Declared::new(p, output_kind(&m, 3))],
+            run(&m, &batch),
+            &g,
+        )
+        .unwrap();
+        assert!(r.max_rel_error() > 1e-3, "{p} passed: {r}");
+    }
+}
+
+#[test]
+fn every_preset_builds_runs_and_reports_parameters() {
+    let (pos, batch) = shapes(3, 48, 3);
+    for &p in PRESETS {
+        let m = Model::new(ModelConfig::preset(p, 3).unwrap(), DType::F32, &Device::Cpu).unwrap();
+        let out = m
+            .forward(&Batch {
+                pos: &pos.to_dtype(DType::F32).unwrap(),
+                batch: Some(&batch),
+                features: None,
+            })
+            .unwrap();
+        let rows = match m.head() {
+            HeadConfig::Classification { .. } => 2,
+            _ => 96,
+        };
+        assert_eq!(out.values.dims()[0], rows, "{p}");
+        let v = out.values.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{p}: non-finite output");
+        assert!(m.params() > 0);
+        assert!(
+            m.frame_overhead() < 0.2,
+            "{p}: frame overhead {}",
+            m.frame_overhead()
+        );
+    }
+}
+
+#[test]
+fn gradients_reach_every_weight() {
+    let (pos, batch) = shapes(3, 48, 4);
+    for p in [
+        "pointnet2-normals-refined",
+        "dgcnn-classification",
+        "attention-normals",
+    ] {
+        let m = model(p, 3, 5);
+        let y = m
+            .forward(&Batch {
+                pos: &pos,
+                batch: Some(&batch),
+                features: None,
+            })
+            .unwrap()
+            .values;
+        let grads = y.sqr().unwrap().mean_all().unwrap().backward().unwrap();
+        for (name, var) in m.varmap().data().lock().unwrap().iter() {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{p}: no gradient for {name}"));
+            let v = g.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            assert!(
+                v.iter().all(|x| x.is_finite()),
+                "{p}/{name}: non-finite gradient"
+            );
+            assert!(v.iter().any(|x| *x != 0.0), "{p}/{name}: zero gradient");
+        }
+    }
+}
+
+#[test]
+fn weights_round_trip_through_safetensors() {
+    let dir = std::env::temp_dir().join(format!("tf-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let a = model("pointnet2-normals", 3, 7);
+    a.save(&path).unwrap();
+    let mut b = model("pointnet2-normals", 3, 8);
+    b.load(&path).unwrap();
+    let (pos, batch) = shapes(3, 48, 9);
+    let ya = a
+        .forward(&Batch {
+            pos: &pos,
+            batch: Some(&batch),
+            features: None,
+        })
+        .unwrap()
+        .values;
+    let yb = b
+        .forward(&Batch {
+            pos: &pos,
+            batch: Some(&batch),
+            features: None,
+        })
+        .unwrap()
+        .values;
+    assert_eq!(tf_testing::max_abs_diff(&ya, &yb).unwrap(), 0.0);
+    let names = safetensors_names(&path);
+    assert!(
+        names.iter().any(|n| n == "frames.phi.0.weight"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.starts_with("sa.1.")), "{names:?}");
+    assert!(b.load(&dir.join("missing.safetensors")).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn safetensors_names(path: &std::path::Path) -> Vec<String> {
+    let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    t.keys().cloned().collect()
+}
+
+#[test]
+fn configs_load_from_toml_and_environment_and_reject_bad_values() {
+    let dir = std::env::temp_dir().join(format!("tf-models-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("model.toml");
+    std::fs::write(&file, "refine = true\n[frames]\nkind = \"pca\"\n").unwrap();
+    let cfg = ModelConfig::load("pointnet2-normals", 3, Some(&file)).unwrap();
+    match &cfg {
+        ModelConfig::Pointnet2(c) => {
+            assert!(c.refine);
+            assert_eq!(c.frames.kind, tf_models::FrameChoice::Pca);
+        }
+        other => panic!("wrong model {other:?}"),
+    }
+    std::fs::write(&file, "[frames]\nkind = \"magic\"\n").unwrap();
+    let err = ModelConfig::load("pointnet2-normals", 3, Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("magic") || err.contains("variant"), "{err}");
+    std::fs::write(
+        &file,
+        "[[sa]]\nratio = 2.0\nradius = 0.1\nmax_neighbors = 4\nreps = \"4x0n\"\nhidden = 8\n",
+    )
+    .unwrap();
+    assert!(ModelConfig::load("pointnet2-normals", 3, Some(&file)).is_err());
+    assert!(ModelConfig::load("no-such-preset", 3, None)
+        .unwrap_err()
+        .to_string()
+        .contains("known presets"));
+    assert!(ModelConfig::load("pointnet2-normals", 3, Some(&dir.join("absent.toml"))).is_err());
+    assert!(ModelConfig::preset("pointnet2-normals", 1)
+        .unwrap()
+        .validate()
+        .is_err());
+    // a bad rep string is a clear error at build time
+    let mut c = ModelConfig::preset("pointnet2-normals", 3).unwrap();
+    if let ModelConfig::Pointnet2(p) = &mut c {
+        p.sa[0].reps = "4x1q".into();
+    }
+    let err = Model::new(c, DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sa[0].reps"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let m = model("pointnet2-normals", 3, 1);
+    let nan = Tensor::full(f64::NAN, (10, 3), &Device::Cpu).unwrap();
+    assert!(m
+        .forward(&Batch {
+            pos: &nan,
+            batch: None,
+            features: None
+        })
+        .is_err());
+    let wrong_d = Tensor::zeros((10, 2), DType::F64, &Device::Cpu).unwrap();
+    assert!(m
+        .forward(&Batch {
+            pos: &wrong_d,
+            batch: None,
+            features: None
+        })
+        .is_err());
+    let pos = (PointCloud::uniform(3, 20, 1)
+        .tensor(DType::F64, &Device::Cpu)
+        .unwrap()
+        * 0.5)
+        .unwrap();
+    let extra = Tensor::zeros((20, 3), DType::F64, &Device::Cpu).unwrap();
+    assert!(m
+        .forward(&Batch {
+            pos: &pos,
+            batch: None,
+            features: Some(&extra)
+        })
+        .is_err());
+}
