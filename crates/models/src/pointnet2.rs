@@ -191,7 +191,9 @@ impl PointNet2 {
             scalars: None,
         })?;
         let degenerate = fr0.degenerate();
-        let ctx0 = GraphContext::new(b.pos, &edges0, fr0.clone())?;
+        // Level 0 only enters and leaves the frames: a context without edges does that.
+        let no_edges = Tensor::zeros((2, 0), candle_core::DType::U32, b.pos.device())?;
+        let ctx0 = GraphContext::new(b.pos, &no_edges, fr0.clone())?;
         let f0 = self.input.forward(&ctx0, b.pos, b.features)?;
         let mut levels = vec![Level {
             pos: b.pos.clone(),

@@ -16,6 +16,8 @@
 //! `pos (N, d)`, `edge_index (2, E)` (row 0 sender `j`, row 1 receiver `i`), frames
 //! `(N, d, d)`; per-edge outputs are `(E, C)`, per-node `(N, C)`.
 
+use std::sync::{Arc, OnceLock};
+
 use candle_core::{bail, Result, Tensor};
 use tf_frames::{split_edges, LocalFrames};
 use tf_graphs::{scatter_max, scatter_mean, scatter_softmax, scatter_sum};
@@ -52,7 +54,11 @@ pub struct GraphContext {
     src: Tensor,
     dst: Tensor,
     n_nodes: usize,
-    transitions: Tensor,
+    /// Receiver and sender frames per edge, kept to form `R_i R_j^T` on first use: scalar
+    /// messages never pay for the transitions.
+    ri: Tensor,
+    rj: Tensor,
+    transitions: Arc<OnceLock<Tensor>>,
     edge_vectors: Tensor,
     distances: Tensor,
 }
@@ -99,8 +105,6 @@ impl GraphContext {
         check(&dst, n_nodes)?;
         let ri = dst_frames.matrices().index_select(&dst, 0)?;
         let rj = src_frames.matrices().index_select(&src, 0)?;
-        // (R_i R_j^T)[a, b] = sum_c R_i[a, c] R_j[b, c]
-        let transitions = rotate_last_axis(&ri, &rj)?;
         let rel = (src_pos.index_select(&src, 0)? - dst_pos.index_select(&dst, 0)?)?;
         let edge_vectors = rotate_last_axis(&ri, &rel.unsqueeze(1)?)?.squeeze(2)?;
         // epsilon: duplicate points give distance ~0 with a finite gradient
@@ -110,7 +114,9 @@ impl GraphContext {
             src,
             dst,
             n_nodes,
-            transitions,
+            ri,
+            rj,
+            transitions: Arc::new(OnceLock::new()),
             edge_vectors,
             distances,
         })
@@ -156,9 +162,19 @@ impl GraphContext {
     pub fn sender(&self, local: &Tensor, rho: &RepAction, messages: Messages) -> Result<Tensor> {
         let xj = local.index_select(&self.src, 0)?;
         match messages {
-            Messages::Tensorial => rho.apply(&xj, &self.transitions),
+            Messages::Tensorial => rho.apply(&xj, &self.transitions()?),
             Messages::Scalar => Ok(xj),
         }
+    }
+
+    /// `R_i R_j^T` for every edge, `(E, d, d)`: invariant. Computed once, on first use.
+    pub fn transitions(&self) -> Result<Tensor> {
+        if let Some(t) = self.transitions.get() {
+            return Ok(t.clone());
+        }
+        // (R_i R_j^T)[a, b] = sum_c R_i[a, c] R_j[b, c]
+        let t = rotate_last_axis(&self.ri, &self.rj)?;
+        Ok(self.transitions.get_or_init(|| t).clone())
     }
 
     /// The receiver's own local features for every edge, `(E, rep_dim)`.
