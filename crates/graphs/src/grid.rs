@@ -10,6 +10,25 @@
 /// Above this dimension the grid scans all points (3^d cells would outnumber them).
 const MAX_GRID_DIM: usize = 6;
 
+/// Per-axis minimum and maximum of row-major `(n, d)` points (infinite for no points).
+pub(crate) fn bounding_box(pts: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut lo = vec![f64::INFINITY; d];
+    let mut hi = vec![f64::NEG_INFINITY; d];
+    for p in pts.chunks_exact(d) {
+        for a in 0..d {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    (lo, hi)
+}
+
+/// Largest side of the bounding box (0 for fewer than two distinct points).
+pub(crate) fn extent(pts: &[f64], d: usize) -> f64 {
+    let (lo, hi) = bounding_box(pts, d);
+    lo.iter().zip(&hi).map(|(a, b)| b - a).fold(0.0, f64::max)
+}
+
 /// Points of one graph bucketed by cell, sorted by linear cell key.
 #[derive(Debug)]
 pub(crate) struct CellGrid<'a> {
@@ -31,14 +50,7 @@ impl<'a> CellGrid<'a> {
     /// Buckets `pos` (row-major `(n, d)`) into cells of side `cell > 0`.
     pub(crate) fn new(pos: &'a [f64], d: usize, cell: f64) -> Self {
         let n = pos.len() / d;
-        let mut lo = vec![f64::INFINITY; d];
-        let mut hi = vec![f64::NEG_INFINITY; d];
-        for p in pos.chunks_exact(d) {
-            for a in 0..d {
-                lo[a] = lo[a].min(p[a]);
-                hi[a] = hi[a].max(p[a]);
-            }
-        }
+        let (lo, hi) = bounding_box(pos, d);
         let mut grid = Self {
             pos,
             d,

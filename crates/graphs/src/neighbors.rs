@@ -13,7 +13,7 @@
 use candle_core::{bail, Device, Result, Tensor};
 use rayon::prelude::*;
 
-use crate::grid::CellGrid;
+use crate::grid::{extent, CellGrid};
 use crate::points::{host_positions, segments};
 
 /// Options of [`radius_graph`].
@@ -98,15 +98,7 @@ pub fn knn_graph(
             continue;
         }
         // Radius that holds ~k points at uniform density over the bounding box.
-        let mut lo = vec![f64::INFINITY; d];
-        let mut hi = vec![f64::NEG_INFINITY; d];
-        for p in pts.chunks_exact(d) {
-            for a in 0..d {
-                lo[a] = lo[a].min(p[a]);
-                hi[a] = hi[a].max(p[a]);
-            }
-        }
-        let extent = lo.iter().zip(&hi).map(|(a, b)| b - a).fold(0.0, f64::max);
+        let extent = extent(pts, d);
         let r0 = if extent > 0.0 {
             extent * ((want + 1) as f64 / m as f64).powf(1.0 / d as f64)
         } else {
@@ -126,10 +118,16 @@ pub fn knn_graph(
                         }
                     });
                     // Every point closer than the k-th found one is inside r: exact.
-                    if list.len() >= want || r > 2.0 * extent + r0 {
+                    if list.len() >= want || r.is_infinite() {
                         return list;
                     }
-                    r *= 2.0;
+                    // Past the bounding box (its diagonal can exceed 2 * extent in high d),
+                    // one full scan ends the search.
+                    r = if r > 2.0 * extent + r0 {
+                        f64::INFINITY
+                    } else {
+                        2.0 * r
+                    };
                 }
             })
             .collect();
@@ -230,7 +228,7 @@ where
         }
         let pts = &sp[ss.start * d..ss.end * d];
         let m = ss.len();
-        let extent = extent_of(pts, d);
+        let extent = extent(pts, d);
         let cell = if cell.is_nan() {
             if extent > 0.0 {
                 extent * ((cap + 1) as f64 / m as f64).powf(1.0 / d as f64)
@@ -254,16 +252,4 @@ where
         }
     }
     edge_tensor(src, dst, query_pos.device())
-}
-
-fn extent_of(pts: &[f64], d: usize) -> f64 {
-    let mut lo = vec![f64::INFINITY; d];
-    let mut hi = vec![f64::NEG_INFINITY; d];
-    for p in pts.chunks_exact(d) {
-        for a in 0..d {
-            lo[a] = lo[a].min(p[a]);
-            hi[a] = hi[a].max(p[a]);
-        }
-    }
-    lo.iter().zip(&hi).map(|(a, b)| b - a).fold(0.0, f64::max)
 }

@@ -304,3 +304,20 @@ fn degenerate_inputs_are_errors_or_handled() {
         .to_string()
         .contains("out of range"));
 }
+
+#[test]
+fn knn_finds_far_corner_neighbours_in_high_dimension() {
+    // 4114 points in a tiny cluster at the origin of [0, 1]^6 and one at the far corner. The
+    // initial radius is then ~0.3 and doubles to 2.4, past 2 * extent + r0 but short of the
+    // corner's distance sqrt(6) ~ 2.45: a search that stopped there would miss the cluster.
+    let d = 6;
+    let m = 4115;
+    let mut coords: Vec<f64> = (0..(m - 1) * d)
+        .map(|i| ((i * 7919) % 1000) as f64 * 1e-6)
+        .collect();
+    coords.extend(std::iter::repeat_n(1.0, d));
+    let pos = Tensor::from_vec(coords, (m, d), &Device::Cpu).unwrap();
+    let e = edges(&knn_graph(&pos, None, 2, false).unwrap());
+    let far = (m - 1) as u32;
+    assert_eq!(e.iter().filter(|(_, i)| *i == far).count(), 2);
+}

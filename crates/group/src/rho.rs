@@ -32,6 +32,7 @@ use rayon::prelude::*;
 
 use crate::orthogonal::{check_dim, det_host};
 use crate::reps::{Parity, TensorReps};
+use crate::small_matmul::slice;
 
 /// Rows per rayon task: amortises scheduling over cheap rows.
 const MIN_ROWS_PER_TASK: usize = 64;
@@ -175,13 +176,6 @@ struct RhoOp(Arc<Plan>);
 
 /// `(features, U, upstream) -> d<upstream, rho(U) features>/dU`.
 struct RhoGradU(Arc<Plan>);
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => bail!("rho kernel: inputs must be contiguous"),
-    }
-}
 
 /// Rotates axis `p` of a `d^k` channel: `dst[pre, i, post] = sum_j u[i, j] src[pre, j, post]`.
 #[inline]
@@ -463,10 +457,10 @@ impl CustomOp2 for RhoOp {
         let n = self.0.check(l1, l2)?;
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(u)) => {
-                CpuStorage::F32(self.0.forward(contiguous(x, l1)?, contiguous(u, l2)?, n))
+                CpuStorage::F32(self.0.forward(slice(x, l1)?, slice(u, l2)?, n))
             }
             (CpuStorage::F64(x), CpuStorage::F64(u)) => {
-                CpuStorage::F64(self.0.forward(contiguous(x, l1)?, contiguous(u, l2)?, n))
+                CpuStorage::F64(self.0.forward(slice(x, l1)?, slice(u, l2)?, n))
             }
             _ => bail!("rho kernel: expected f32 or f64 features and U of the same dtype"),
         };
@@ -512,22 +506,14 @@ impl CustomOp3 for RhoGradU {
             );
         }
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(u), CpuStorage::F32(g)) => {
-                CpuStorage::F32(self.0.grad_u(
-                    contiguous(x, l1)?,
-                    contiguous(u, l2)?,
-                    contiguous(g, l3)?,
-                    n,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(u), CpuStorage::F64(g)) => {
-                CpuStorage::F64(self.0.grad_u(
-                    contiguous(x, l1)?,
-                    contiguous(u, l2)?,
-                    contiguous(g, l3)?,
-                    n,
-                ))
-            }
+            (CpuStorage::F32(x), CpuStorage::F32(u), CpuStorage::F32(g)) => CpuStorage::F32(
+                self.0
+                    .grad_u(slice(x, l1)?, slice(u, l2)?, slice(g, l3)?, n),
+            ),
+            (CpuStorage::F64(x), CpuStorage::F64(u), CpuStorage::F64(g)) => CpuStorage::F64(
+                self.0
+                    .grad_u(slice(x, l1)?, slice(u, l2)?, slice(g, l3)?, n),
+            ),
             _ => bail!("rho gradient: dtype mismatch"),
         };
         Ok((out, l2.shape().clone()))

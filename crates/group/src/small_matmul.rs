@@ -40,10 +40,11 @@ pub fn outer_sum(g: &Tensor, z: &Tensor) -> Result<Tensor> {
     g.contiguous()?.apply_op2(&z.contiguous()?, Op::Outer)
 }
 
-fn slice<'a, T: WithDType>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+/// The slice of a contiguous storage described by `l` (custom-op inputs must be contiguous).
+pub(crate) fn slice<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s[a..b]),
-        None => bail!("small_matmul: inputs must be contiguous"),
+        None => bail!("tensor-frames kernel: inputs must be contiguous"),
     }
 }
 

@@ -4,14 +4,14 @@
 //! # Shapes
 //! As [`crate::Dgcnn`].
 
-use candle_core::{bail, Result};
+use candle_core::Result;
 use candle_nn::{Linear, Module, VarBuilder};
-use tf_frames::{FrameBuilder, FrameInput};
-use tf_graphs::{knn_graph, scatter_max, segments};
+use tf_frames::FrameBuilder;
+use tf_graphs::knn_graph;
 use tf_mp::{AttentionConv, AttentionConvConfig, GraphContext, Layer};
 
-use crate::blocks::{frame_builder, messages, reps, Head, InputEmbedding};
-use crate::config::{AttentionConfig, HeadConfig};
+use crate::blocks::{frame_builder, messages, prologue, read_out, reps, Head, InputEmbedding};
+use crate::config::AttentionConfig;
 use crate::model::{Batch, Prediction};
 
 /// The attention model; weights under `frames`, `embed`, `layer.{i}`, `head`.
@@ -59,37 +59,17 @@ impl AttentionModel {
 
     /// Runs the model.
     pub fn forward(&self, b: &Batch) -> Result<Prediction> {
-        let (n, d) = b.pos.dims2()?;
-        if d != self.cfg.d {
-            bail!(
-                "model built for d = {} but positions have d = {d}",
-                self.cfg.d
-            );
-        }
-        let batch = b.batch_or_zeros()?;
-        let frame_edges = knn_graph(b.pos, Some(&batch), self.cfg.frames.k, false)?;
-        let fr = self.frames.build(&FrameInput {
-            pos: b.pos,
-            edge_index: &frame_edges,
-            batch: Some(&batch),
-            scalars: None,
-        })?;
-        let degenerate = fr.degenerate();
-        let edges = knn_graph(b.pos, Some(&batch), self.cfg.k, false)?;
-        let ctx = GraphContext::new(b.pos, &edges, fr)?;
+        let p = prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k)?;
+        let degenerate = p.frames.degenerate();
+        let edges = knn_graph(b.pos, Some(&p.batch), self.cfg.k, false)?;
+        let ctx = GraphContext::new(b.pos, &edges, p.frames.clone())?;
         let mut f = self
             .embed
             .forward(&self.input.forward(&ctx, b.pos, b.features)?)?;
         for layer in &self.layers {
             f = layer.forward(&ctx, &f)?;
         }
-        let values = match self.cfg.head {
-            HeadConfig::Classification { .. } => {
-                let g = segments(Some(&batch), n)?.len();
-                self.head.forward(&ctx, &scatter_max(&f, &batch, g)?)?
-            }
-            _ => self.head.forward(&ctx, &f)?,
-        };
+        let values = read_out(&self.head, self.cfg.head, &ctx, &f, &p)?;
         Ok(Prediction {
             values,
             degenerate_frames: degenerate,

@@ -7,10 +7,13 @@ use tf_frames::{
     FrameBuilder, IdentityFrames, LearnedFrames, LearnedFramesConfig, NearestFrames, PcaFrames,
     RandomFrames, RandomGlobalFrames,
 };
+use tf_frames::{FrameInput, LocalFrames};
+use tf_graphs::{knn_graph, scatter_max, segments};
 use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
 use crate::config::{FrameChoice, FrameConfig, HeadConfig, MessageChoice};
+use crate::model::Batch;
 
 /// Parses a rep string from a configuration, naming the field on error.
 pub(crate) fn reps(field: &str, s: &str) -> Result<TensorReps> {
@@ -205,5 +208,56 @@ impl Head {
             Head::Normals { lin, rho } => ctx.node_to_global(&lin.forward(local)?, rho),
             Head::Logits { mlp } => mlp.forward(local),
         }
+    }
+}
+
+/// What every model does first: check the dimension, get the batch vector and the number of
+/// shapes, and predict the frames of the input points from their `k` nearest neighbours.
+pub(crate) struct Prologue {
+    pub(crate) batch: Tensor,
+    pub(crate) n_graphs: usize,
+    pub(crate) frames: LocalFrames,
+}
+
+pub(crate) fn prologue(
+    b: &Batch,
+    d: usize,
+    frames: &dyn FrameBuilder,
+    k: usize,
+) -> Result<Prologue> {
+    let (n, pd) = b.pos.dims2()?;
+    if pd != d {
+        bail!("model built for d = {d} but positions have d = {pd}");
+    }
+    let batch = b.batch_or_zeros()?;
+    let n_graphs = segments(Some(&batch), n)?.len();
+    let edges = knn_graph(b.pos, Some(&batch), k, false)?;
+    let frames = frames.build(&FrameInput {
+        pos: b.pos,
+        edge_index: &edges,
+        batch: Some(&batch),
+        scalars: None,
+    })?;
+    Ok(Prologue {
+        batch,
+        n_graphs,
+        frames,
+    })
+}
+
+/// Per-point heads read each point's features; the classification head max-pools the
+/// (invariant) local features of each shape first.
+pub(crate) fn read_out(
+    head: &Head,
+    kind: HeadConfig,
+    ctx: &GraphContext,
+    f: &Tensor,
+    p: &Prologue,
+) -> Result<Tensor> {
+    match kind {
+        HeadConfig::Classification { .. } => {
+            head.forward(ctx, &scatter_max(f, &p.batch, p.n_graphs)?)
+        }
+        _ => head.forward(ctx, f),
     }
 }

@@ -6,14 +6,14 @@
 //! `pos (N, d)`, `batch (N,)`, optional global `features` -> normals `(N, d)`, segmentation
 //! `(N, classes)`, classification `(G, classes)`.
 
-use candle_core::{bail, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use tf_frames::{FrameBuilder, FrameInput};
-use tf_graphs::{knn_graph, scatter_max, segments};
+use tf_frames::FrameBuilder;
+use tf_graphs::knn_graph;
 use tf_mp::{EdgeConv, EdgeConvConfig, GraphContext, Layer};
 
-use crate::blocks::{frame_builder, messages, reps, Head, InputEmbedding};
-use crate::config::{DgcnnConfig, HeadConfig};
+use crate::blocks::{frame_builder, messages, prologue, read_out, reps, Head, InputEmbedding};
+use crate::config::DgcnnConfig;
 use crate::model::{Batch, Prediction};
 
 /// DGCNN; weights under `frames`, `conv.{i}`, `head`.
@@ -60,38 +60,17 @@ impl Dgcnn {
 
     /// Runs the model.
     pub fn forward(&self, b: &Batch) -> Result<Prediction> {
-        let (n, d) = b.pos.dims2()?;
-        if d != self.cfg.d {
-            bail!(
-                "model built for d = {} but positions have d = {d}",
-                self.cfg.d
-            );
-        }
-        let batch = b.batch_or_zeros()?;
-        let frame_edges = knn_graph(b.pos, Some(&batch), self.cfg.frames.k, false)?;
-        let fr = self.frames.build(&FrameInput {
-            pos: b.pos,
-            edge_index: &frame_edges,
-            batch: Some(&batch),
-            scalars: None,
-        })?;
-        let degenerate = fr.degenerate();
-        let edges = knn_graph(b.pos, Some(&batch), self.cfg.k, false)?;
-        let ctx = GraphContext::new(b.pos, &edges, fr)?;
+        let p = prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k)?;
+        let degenerate = p.frames.degenerate();
+        let edges = knn_graph(b.pos, Some(&p.batch), self.cfg.k, false)?;
+        let ctx = GraphContext::new(b.pos, &edges, p.frames.clone())?;
         let mut f = self.input.forward(&ctx, b.pos, b.features)?;
         let mut outs = Vec::new();
         for conv in &self.convs {
             f = conv.forward(&ctx, &f)?;
             outs.push(f.clone());
         }
-        let all = Tensor::cat(&outs, 1)?;
-        let values = match self.cfg.head {
-            HeadConfig::Classification { .. } => {
-                let g = segments(Some(&batch), n)?.len();
-                self.head.forward(&ctx, &scatter_max(&all, &batch, g)?)?
-            }
-            _ => self.head.forward(&ctx, &all)?,
-        };
+        let values = read_out(&self.head, self.cfg.head, &ctx, &Tensor::cat(&outs, 1)?, &p)?;
         Ok(Prediction {
             values,
             degenerate_frames: degenerate,

@@ -21,15 +21,16 @@
 
 use candle_core::{bail, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
-use tf_frames::{FrameBuilder, FrameInput, FrameRefinement, LocalFrames};
+use tf_frames::{FrameBuilder, FrameRefinement, LocalFrames};
 use tf_graphs::{
-    farthest_point_sampling, host_positions, knn_graph, knn_neighbors, radius_neighbors, segments,
-    FpsStart,
+    farthest_point_sampling, host_positions, knn_neighbors, radius_neighbors, segments, FpsStart,
 };
 use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
-use crate::blocks::{frame_builder, messages, reps, Head, InputEmbedding, Mlp, PointConv};
+use crate::blocks::{
+    frame_builder, messages, prologue, reps, Head, InputEmbedding, Mlp, PointConv,
+};
 use crate::config::{HeadConfig, PointNet2Config};
 use crate::model::{Batch, Prediction};
 
@@ -174,22 +175,8 @@ impl PointNet2 {
 
     /// Runs the model.
     pub fn forward(&self, b: &Batch) -> Result<Prediction> {
-        let (n, d) = b.pos.dims2()?;
-        if d != self.cfg.d {
-            bail!(
-                "model built for d = {} but positions have d = {d}",
-                self.cfg.d
-            );
-        }
-        let batch0 = b.batch_or_zeros()?;
-        let n_graphs = segments(Some(&batch0), n)?.len();
-        let edges0 = knn_graph(b.pos, Some(&batch0), self.cfg.frames.k, false)?;
-        let fr0 = self.frames.build(&FrameInput {
-            pos: b.pos,
-            edge_index: &edges0,
-            batch: Some(&batch0),
-            scalars: None,
-        })?;
+        let p = prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k)?;
+        let (batch0, n_graphs, fr0) = (p.batch, p.n_graphs, p.frames);
         let degenerate = fr0.degenerate();
         // Level 0 only enters and leaves the frames: a context without edges does that.
         let no_edges = Tensor::zeros((2, 0), candle_core::DType::U32, b.pos.device())?;
