@@ -1,5 +1,6 @@
 //! Peak resident memory and step time of one model preset on 16 shapes x 1024 points:
-//! `cargo run --release -p tf-benches --example step_memory -- pointnet2-normals`.
+//! `cargo run --release -p tf-benches --example step_memory -- pointnet2-normals`
+//! (`TF_MODEL_*` environment variables override the preset, e.g. `TF_MODEL_FRAMES__KIND=identity`).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -13,7 +14,7 @@ fn main() -> candle_core::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "pointnet2-normals".into());
     let model = Model::new(
-        ModelConfig::preset(&preset, 3).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+        ModelConfig::load(&preset, 3, None).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
         DType::F32,
         &Device::Cpu,
     )?;
