@@ -11,11 +11,13 @@
 //! # Shapes
 //! `pos (N, d)`, `edge_index (2, E)`, `scalars (N, S)` -> frames `(N, d, d)`.
 
+use std::sync::Arc;
+
 use candle_core::{bail, Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
-use tf_graphs::scatter_sum;
+use candle_nn::{Linear, VarBuilder};
 
 use crate::builder::{FrameBuilder, FrameInput};
+use crate::edge_mlp::{edge_mlp, EdgeMlp};
 use crate::geometry::{check_positions, envelope, gather_candidates, nearest_edges, relative};
 use crate::local_frames::{split_edges, LocalFrames};
 use crate::orthonormalize::{orthonormalize, Handedness, Orthonormalize};
@@ -91,6 +93,41 @@ impl LearnedFrames {
     }
 }
 
+impl LearnedFrames {
+    /// `v_{i,k} = sum_{e -> i} phi_k(x_e) env_e unit_e` as `(N, d, d)`, by the fused kernel.
+    fn learned_vectors(
+        &self,
+        phi_in: &Tensor,
+        env: &Tensor,
+        unit: &Tensor,
+        dst: &Tensor,
+        n: usize,
+    ) -> Result<Tensor> {
+        let d = self.cfg.d;
+        let (Some(b1), Some(b2)) = (self.lin1.bias(), self.lin2.bias()) else {
+            bail!("learned frames: the edge MLP must have biases");
+        };
+        let packed = Tensor::cat(
+            &[
+                &self.lin1.weight().flatten_all()?,
+                b1,
+                &self.lin2.weight().flatten_all()?,
+                b2,
+            ],
+            0,
+        )?;
+        let edges = Tensor::cat(&[phi_in, env, unit], 1)?;
+        let op = EdgeMlp {
+            dst: Arc::new(dst.to_vec1::<u32>()?),
+            n,
+            input: phi_in.dims()[1],
+            hidden: self.cfg.hidden,
+            d,
+        };
+        edge_mlp(op, &packed, &edges)?.reshape((n, d, d))
+    }
+}
+
 impl FrameBuilder for LearnedFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
         let (n, d) = check_positions(input.pos)?;
@@ -121,15 +158,9 @@ impl FrameBuilder for LearnedFrames {
             feats.insert(0, s.index_select(&dst, 0)?);
         }
         let phi_in = Tensor::cat(&feats, 1)?;
-        let w = self.lin2.forward(&self.lin1.forward(&phi_in)?.silu()?)?; // (E, d)
-        let w = w.broadcast_mul(&envelope(&dist, self.cfg.cutoff)?)?;
+        let env = envelope(&dist, self.cfg.cutoff)?;
         let unit = rel.broadcast_div(&dist)?; // zero for duplicate points
-        let e = unit.dims()[0];
-        let msg = w
-            .unsqueeze(2)?
-            .broadcast_mul(&unit.unsqueeze(1)?)?
-            .reshape((e, d * d))?;
-        let learned = scatter_sum(&msg, &dst, n)?.reshape((n, d, d))?;
+        let learned = self.learned_vectors(&phi_in, &env, &unit, &dst, n)?;
         let k = 2 * d;
         let fallback =
             gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
@@ -146,5 +177,102 @@ impl FrameBuilder for LearnedFrames {
 
     fn name(&self) -> &'static str {
         "learned"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use candle_nn::{Module, VarMap};
+    use tf_graphs::scatter_sum;
+
+    /// The kernel against the candle-ops composition it replaces, in values and gradients.
+    #[test]
+    fn fused_edge_network_matches_candle_ops() {
+        let (n, d) = (7, 3);
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+        let mut cfg = LearnedFramesConfig::new(d, 1.2);
+        cfg.n_scalars = 2;
+        let lf = LearnedFrames::new(cfg, vb).unwrap();
+        let e = 20;
+        let dst: Vec<u32> = (0..e as u32).map(|k| (k * 5) % n as u32).collect();
+        let dst = Tensor::new(dst.as_slice(), &Device::Cpu).unwrap();
+        let rnd = |shape: (usize, usize), seed: f64| {
+            let v: Vec<f64> = (0..shape.0 * shape.1)
+                .map(|i| ((i as f64 + seed) * 1.618).sin())
+                .collect();
+            Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
+        };
+        let (x, env, unit) = (
+            rnd((e, 4 + cfg.n_rbf), 0.1),
+            rnd((e, 1), 0.2),
+            rnd((e, d), 0.3),
+        );
+        let fused = lf.learned_vectors(&x, &env, &unit, &dst, n).unwrap();
+        let w = lf
+            .lin2
+            .forward(&lf.lin1.forward(&x).unwrap().silu().unwrap())
+            .unwrap();
+        let msg = w
+            .broadcast_mul(&env)
+            .unwrap()
+            .unsqueeze(2)
+            .unwrap()
+            .broadcast_mul(&unit.unsqueeze(1).unwrap())
+            .unwrap();
+        let reference = scatter_sum(&msg.reshape((e, d * d)).unwrap(), &dst, n)
+            .unwrap()
+            .reshape((n, d, d))
+            .unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!(diff(&fused, &reference) < 1e-12);
+        let wt = Tensor::from_vec(
+            (0..n * d * d)
+                .map(|i| (i as f64 * 0.7).cos())
+                .collect::<Vec<_>>(),
+            (n, d, d),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let g1 = (fused * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (reference * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut checked = 0;
+        for t in vm.all_vars().iter().map(|v| v.as_tensor().clone()).chain([
+            x.as_tensor().clone(),
+            env.as_tensor().clone(),
+            unit.as_tensor().clone(),
+        ]) {
+            let (a, b) = (g1.get(&t).unwrap(), g2.get(&t).unwrap());
+            assert!(
+                diff(a, b) < 1e-12,
+                "gradient mismatch for a tensor of shape {:?}",
+                t.dims()
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 7);
     }
 }

@@ -35,6 +35,7 @@
 
 mod builder;
 mod controls;
+mod edge_mlp;
 mod geometry;
 mod learned;
 mod local_frames;

@@ -41,7 +41,8 @@ pub fn outer_sum(g: &Tensor, z: &Tensor) -> Result<Tensor> {
 }
 
 /// The slice of a contiguous storage described by `l` (custom-op inputs must be contiguous).
-pub(crate) fn slice<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+/// Shared by the CPU kernels of the workspace.
+pub fn slice<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s[a..b]),
         None => bail!("tensor-frames kernel: inputs must be contiguous"),
