@@ -241,19 +241,6 @@ impl TensorReps {
         terms.extend_from_slice(&other.terms);
         Self { terms }
     }
-
-    /// Every multiplicity multiplied by `factor` (widths of hidden layers scale this way).
-    pub fn with_multiplicities_scaled(&self, factor: usize) -> Self {
-        Self::from_terms(
-            self.terms
-                .iter()
-                .map(|t| RepTerm {
-                    mul: t.mul * factor,
-                    ..*t
-                })
-                .collect(),
-        )
-    }
 }
 
 fn parse_term(input: &str, position: usize, term: &str) -> Result<RepTerm, RepsError> {

@@ -42,7 +42,8 @@ pub use equivariance::{
 pub use transform::{Kind, Transform};
 
 /// Proptest configuration with `default_cases` cases, overridden by the `PROPTEST_CASES`
-/// environment variable (`just proptest-long` sets thousands).
+/// environment variable (`just proptest-long` sets thousands). Failing cases are persisted
+/// next to the test file (`*.proptest-regressions`): commit them.
 pub fn config(default_cases: u32) -> proptest::test_runner::Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -50,7 +51,6 @@ pub fn config(default_cases: u32) -> proptest::test_runner::Config {
         .unwrap_or(default_cases);
     proptest::test_runner::Config {
         cases,
-        failure_persistence: None,
         ..proptest::test_runner::Config::default()
     }
 }
