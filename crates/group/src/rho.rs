@@ -57,6 +57,8 @@ struct Plan {
     copy_ranges: Vec<(usize, usize)>,
     /// Largest channel width `d^order`, for scratch buffers.
     max_width: usize,
+    /// Some term is pseudo: rows need `det U`.
+    has_pseudo: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +104,7 @@ impl RepAction {
                 terms,
                 copy_ranges,
                 max_width,
+                has_pseudo: reps.has_pseudo(),
             }),
         })
     }
@@ -311,115 +314,116 @@ fn det_sign<T: WithDType>(u: &[T], d: usize) -> T {
 }
 
 impl Plan {
+    /// Runs `f(row, out_row, scratch_a, scratch_b)` for every output row in parallel, with two
+    /// scratch buffers per rayon task.
+    fn par_rows<T: WithDType>(
+        &self,
+        out: &mut [T],
+        row_len: usize,
+        f: impl Fn(usize, &mut [T], &mut [T], &mut [T]) + Send + Sync,
+    ) {
+        out.par_chunks_mut(row_len)
+            .with_min_len(MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![T::zero(); self.max_width],
+                        vec![T::zero(); self.max_width],
+                    )
+                },
+                |(sa, sb), (r, o)| f(r, o, sa, sb),
+            );
+    }
+
+    /// `det U` of one row's matrix where the rep needs it (pseudo terms), else 1.
+    fn sign<T: WithDType>(&self, u: &[T]) -> T {
+        if self.has_pseudo {
+            det_sign(u, self.d)
+        } else {
+            T::one()
+        }
+    }
+
     fn forward<T: WithDType>(&self, x: &[T], u: &[T], n: usize) -> Vec<T> {
         let (d, dim) = (self.d, self.rep_dim);
         let mut out = vec![T::zero(); n * dim];
         if dim == 0 {
             return out;
         }
-        out.par_chunks_mut(dim)
-            .with_min_len(MIN_ROWS_PER_TASK)
-            .enumerate()
-            .for_each_init(
-                || {
-                    (
-                        vec![T::zero(); self.max_width],
-                        vec![T::zero(); self.max_width],
-                    )
-                },
-                |(sa, sb), (r, o)| {
-                    let xr = &x[r * dim..(r + 1) * dim];
-                    let ur = &u[r * d * d..(r + 1) * d * d];
-                    for &(off, len) in &self.copy_ranges {
-                        o[off..off + len].copy_from_slice(&xr[off..off + len]);
-                    }
-                    let sign = if self.terms.iter().any(|t| t.pseudo) {
-                        det_sign(ur, d)
-                    } else {
-                        T::one()
-                    };
-                    for t in &self.terms {
-                        let w = d.pow(t.order as u32);
-                        let s = if t.pseudo { sign } else { T::one() };
-                        for c in 0..t.mul {
-                            let range = t.offset + c * w..t.offset + (c + 1) * w;
-                            let (xc, oc) = (&xr[range.clone()], &mut o[range]);
-                            match t.order {
-                                0 => oc[0] = s * xc[0],
-                                1 => apply_order1(ur, xc, oc, d, s),
-                                2 => apply_order2(ur, xc, oc, sa, d, s),
-                                k => {
-                                    let rotated = rotate_channel(ur, xc, sa, sb, d, k, usize::MAX);
-                                    for (dst, &v) in oc.iter_mut().zip(rotated) {
-                                        *dst = s * v;
-                                    }
-                                }
+        self.par_rows(&mut out, dim, |r, o, sa, sb| {
+            let xr = &x[r * dim..(r + 1) * dim];
+            let ur = &u[r * d * d..(r + 1) * d * d];
+            for &(off, len) in &self.copy_ranges {
+                o[off..off + len].copy_from_slice(&xr[off..off + len]);
+            }
+            let sign = self.sign(ur);
+            for t in &self.terms {
+                let w = d.pow(t.order as u32);
+                let s = if t.pseudo { sign } else { T::one() };
+                for c in 0..t.mul {
+                    let range = t.offset + c * w..t.offset + (c + 1) * w;
+                    let (xc, oc) = (&xr[range.clone()], &mut o[range]);
+                    match t.order {
+                        0 => oc[0] = s * xc[0],
+                        1 => apply_order1(ur, xc, oc, d, s),
+                        2 => apply_order2(ur, xc, oc, sa, d, s),
+                        k => {
+                            let rotated = rotate_channel(ur, xc, sa, sb, d, k, usize::MAX);
+                            for (dst, &v) in oc.iter_mut().zip(rotated) {
+                                *dst = s * v;
                             }
                         }
                     }
-                },
-            );
+                }
+            }
+        });
         out
     }
 
     fn grad_u<T: WithDType>(&self, x: &[T], u: &[T], g: &[T], n: usize) -> Vec<T> {
         let (d, dim) = (self.d, self.rep_dim);
         let mut out = vec![T::zero(); n * d * d];
-        out.par_chunks_mut(d * d)
-            .with_min_len(MIN_ROWS_PER_TASK)
-            .enumerate()
-            .for_each_init(
-                || {
-                    (
-                        vec![T::zero(); self.max_width],
-                        vec![T::zero(); self.max_width],
-                    )
-                },
-                |(sa, sb), (r, o)| {
-                    let xr = &x[r * dim..(r + 1) * dim];
-                    let gr = &g[r * dim..(r + 1) * dim];
-                    let ur = &u[r * d * d..(r + 1) * d * d];
-                    let sign = if self.terms.iter().any(|t| t.pseudo) {
-                        det_sign(ur, d)
-                    } else {
-                        T::one()
-                    };
-                    for t in self.terms.iter().filter(|t| t.order > 0) {
-                        let k = t.order;
-                        let w = d.pow(k as u32);
-                        let s = if t.pseudo { sign } else { T::one() };
-                        for c in 0..t.mul {
-                            let range = t.offset + c * w..t.offset + (c + 1) * w;
-                            let gc = &gr[range.clone()];
-                            if k <= 2 {
-                                grad_u_low_order(ur, &xr[range.clone()], gc, o, sa, d, k, s);
-                                continue;
-                            }
-                            for p in 0..k {
-                                // out_c = U_p A_p with A_p the channel rotated on all axes but p:
-                                // dU[a, b] += s sum_{pre, post} G[pre, a, post] A_p[pre, b, post].
-                                let ap = rotate_channel(ur, &xr[range.clone()], sa, sb, d, k, p);
-                                let post = d.pow((k - 1 - p) as u32);
-                                let pre = d.pow(p as u32);
-                                for q in 0..pre {
-                                    let base = q * d * post;
-                                    for a in 0..d {
-                                        let ga = &gc[base + a * post..base + (a + 1) * post];
-                                        for b in 0..d {
-                                            let ab = &ap[base + b * post..base + (b + 1) * post];
-                                            let dot = ga
-                                                .iter()
-                                                .zip(ab)
-                                                .fold(T::zero(), |acc, (&x, &y)| acc + x * y);
-                                            o[a * d + b] += s * dot;
-                                        }
-                                    }
+        self.par_rows(&mut out, d * d, |r, o, sa, sb| {
+            let xr = &x[r * dim..(r + 1) * dim];
+            let gr = &g[r * dim..(r + 1) * dim];
+            let ur = &u[r * d * d..(r + 1) * d * d];
+            let sign = self.sign(ur);
+            for t in self.terms.iter().filter(|t| t.order > 0) {
+                let k = t.order;
+                let w = d.pow(k as u32);
+                let s = if t.pseudo { sign } else { T::one() };
+                for c in 0..t.mul {
+                    let range = t.offset + c * w..t.offset + (c + 1) * w;
+                    let gc = &gr[range.clone()];
+                    if k <= 2 {
+                        grad_u_low_order(ur, &xr[range.clone()], gc, o, sa, d, k, s);
+                        continue;
+                    }
+                    for p in 0..k {
+                        // out_c = U_p A_p with A_p the channel rotated on all axes but p:
+                        // dU[a, b] += s sum_{pre, post} G[pre, a, post] A_p[pre, b, post].
+                        let ap = rotate_channel(ur, &xr[range.clone()], sa, sb, d, k, p);
+                        let post = d.pow((k - 1 - p) as u32);
+                        let pre = d.pow(p as u32);
+                        for q in 0..pre {
+                            let base = q * d * post;
+                            for a in 0..d {
+                                let ga = &gc[base + a * post..base + (a + 1) * post];
+                                for b in 0..d {
+                                    let ab = &ap[base + b * post..base + (b + 1) * post];
+                                    let dot = ga
+                                        .iter()
+                                        .zip(ab)
+                                        .fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                                    o[a * d + b] += s * dot;
                                 }
                             }
                         }
                     }
-                },
-            );
+                }
+            }
+        });
         out
     }
 
