@@ -9,6 +9,7 @@
 //! | [`frames`] | `tf-frames` | local frames: learned, PCA, nearest, controls, refinement |
 //! | [`mp`] | `tf-mp` | message passing layers with tensorial messages |
 //! | [`models`] | `tf-models` | TF-PointNet++, DGCNN, attention; configs and presets |
+//! | [`datasets`] | `tf-datasets` | synthetic shapes, point-set and ModelNet-normal loaders |
 //! | [`diagnostics`] | here | equivariance measurements behind the CLI |
 //!
 //! The `tensor-frames` binary offers `tensor-frames equivariance --layer edgeconv --dim 5`.
@@ -28,6 +29,7 @@
 
 pub mod diagnostics;
 
+pub use tf_datasets as datasets;
 pub use tf_frames as frames;
 pub use tf_graphs as graphs;
 pub use tf_group as group;

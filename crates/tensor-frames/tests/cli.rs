@@ -190,3 +190,43 @@ fn models_are_equivariant_from_the_cli() {
     let neither = run(&["equivariance"]);
     assert!(!neither.status.success());
 }
+
+#[test]
+fn data_synth_writes_a_dataset_that_inspect_reads() {
+    let dir = std::env::temp_dir().join(format!("tf-cli-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run(&[
+        "data",
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--shapes-per-class",
+        "1",
+        "--points",
+        "32",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["data", "inspect", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("10 classes, 10 train, 10 test"), "{text}");
+    // a broken file is reported with its line
+    let bad = dir.join("bad.xyz");
+    std::fs::write(&bad, "0 0 0 1 0 0\n0 0 nan 1 0 0\n").unwrap();
+    let out = run(&["data", "inspect", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.xyz:2") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

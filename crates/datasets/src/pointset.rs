@@ -1,0 +1,98 @@
+//! Point sets with normals as text: one point per line, `x y z nx ny nz` (`.xyz`, `.pwn`,
+//! ModelNet40's resampled `.txt` with commas), optionally followed by an integer part label
+//! (ShapeNet part segmentation). Streaming, so memory grows with the points only.
+//!
+//! Numbers may be separated by commas and/or whitespace; blank lines and lines starting with
+//! `#` are skipped. Every bad line is an error naming `file:line`: a wrong column count, a value
+//! that is not a number, NaN or infinite coordinates, a zero normal, a part label that is not a
+//! non-negative integer. Normals are rescaled to unit length.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use crate::error::DataError;
+use crate::shape::Shape;
+
+/// Which columns a point-set file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// `x y z nx ny nz`.
+    Normals,
+    /// `x y z nx ny nz part`.
+    NormalsAndPart,
+}
+
+/// Normals shorter than this are rejected as "zero".
+const MIN_NORMAL: f64 = 1e-8;
+
+/// Reads a point set; `label` is stored as the shape's class.
+pub fn read_point_set(path: &Path, columns: Columns, label: u32) -> Result<Shape, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let want = match columns {
+        Columns::Normals => 6,
+        Columns::NormalsAndPart => 7,
+    };
+    let (mut points, mut normals, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.map_err(|e| DataError::io(path, e))?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = t
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if fields.len() != want {
+            return Err(DataError::parse(
+                path,
+                lineno,
+                format!("expected {want} values, found {}", fields.len()),
+            ));
+        }
+        let mut v = [0.0f64; 6];
+        for (k, f) in fields.iter().take(6).enumerate() {
+            v[k] = f.parse::<f64>().map_err(|_| {
+                DataError::parse(
+                    path,
+                    lineno,
+                    format!("value {} ({f:?}) is not a number", k + 1),
+                )
+            })?;
+            if !v[k].is_finite() {
+                return Err(DataError::parse(
+                    path,
+                    lineno,
+                    format!("value {} is not finite ({f})", k + 1),
+                ));
+            }
+        }
+        let len = (v[3] * v[3] + v[4] * v[4] + v[5] * v[5]).sqrt();
+        if len < MIN_NORMAL {
+            return Err(DataError::parse(path, lineno, "the normal is zero"));
+        }
+        points.extend_from_slice(&v[..3]);
+        normals.extend_from_slice(&[v[3] / len, v[4] / len, v[5] / len]);
+        if columns == Columns::NormalsAndPart {
+            let part = fields[6].parse::<u32>().map_err(|_| {
+                DataError::parse(
+                    path,
+                    lineno,
+                    format!("part label {:?} is not a non-negative integer", fields[6]),
+                )
+            })?;
+            parts.push(part);
+        }
+    }
+    if points.is_empty() {
+        return Err(DataError::layout(path, "no points in the file"));
+    }
+    Ok(Shape {
+        d: 3,
+        points,
+        normals,
+        label,
+        parts: (columns == Columns::NormalsAndPart).then_some(parts),
+    })
+}

@@ -1,0 +1,313 @@
+//! The synthetic generator's geometry, and the loaders on good and malformed fixtures.
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use tf_datasets::*;
+use tf_testing::config;
+
+fn data(points: usize) -> Synthetic {
+    Synthetic {
+        shapes_per_class: 3,
+        points,
+        noise: 0.0,
+        seed: 11,
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tf-datasets-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_class_is_generated_deterministically_with_unit_normals_and_parts() {
+    let d = data(512);
+    assert_eq!(d.len(), 30);
+    for i in 0..SYNTHETIC_CLASSES {
+        let a = d.shape(Split::Train, i);
+        assert_eq!(
+            a,
+            d.shape(Split::Train, i),
+            "class {i} is not deterministic"
+        );
+        assert_ne!(
+            a.points,
+            d.shape(Split::Test, i).points,
+            "train and test share a shape"
+        );
+        assert_eq!(a.label as usize, i);
+        assert_eq!(a.len(), 512, "class {i}");
+        for n in a.normals.chunks_exact(3) {
+            let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            assert!((len - 1.0).abs() < 1e-9);
+        }
+        assert!(a
+            .points
+            .iter()
+            .all(|v| v.is_finite() && v.abs() <= 1.0 + 1e-12));
+        let parts = a.parts.as_ref().unwrap();
+        let mut distinct = parts.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() >= 2,
+            "class {i} ({}) has one part",
+            SYNTHETIC_CLASS_NAMES[i]
+        );
+    }
+}
+
+#[test]
+fn normals_point_outward_on_convex_classes() {
+    let d = data(1024);
+    for class in 0..6 {
+        let s = d.shape(Split::Train, class);
+        for (p, n) in s.points.chunks_exact(3).zip(s.normals.chunks_exact(3)) {
+            // the shape is centred at its centroid, which is inside a convex body
+            assert!(
+                p[0] * n[0] + p[1] * n[1] + p[2] * n[2] > 0.0,
+                "class {class}: inward normal at {p:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn normals_are_perpendicular_to_the_surface() {
+    // For each point, its nearest neighbours lie (nearly) in the tangent plane: the median of
+    // |cos(angle between q - p and n)| is small on every class.
+    let d = data(2048);
+    for class in 0..SYNTHETIC_CLASSES {
+        let s = d.shape(Split::Test, class);
+        let pts: Vec<&[f64]> = s.points.chunks_exact(3).collect();
+        let mut cosines = Vec::new();
+        for (i, (p, n)) in pts
+            .iter()
+            .zip(s.normals.chunks_exact(3))
+            .enumerate()
+            .step_by(16)
+        {
+            let mut near: Vec<(f64, usize)> = pts
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, q)| ((0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f64>(), j))
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for &(d2, j) in near.iter().take(4) {
+                let q = pts[j];
+                let dot: f64 = (0..3).map(|a| (q[a] - p[a]) * n[a]).sum();
+                cosines.push(dot.abs() / d2.sqrt().max(1e-12));
+            }
+        }
+        cosines.sort_by(f64::total_cmp);
+        let median = cosines[cosines.len() / 2];
+        assert!(
+            median < 0.15,
+            "class {class} ({}): median |cos| {median}",
+            SYNTHETIC_CLASS_NAMES[class]
+        );
+    }
+}
+
+#[test]
+fn samples_are_area_uniform_on_the_box() {
+    // Faces get points in proportion to their areas (the box's parts are its axis pairs).
+    let d = Synthetic {
+        shapes_per_class: 1,
+        points: 20_000,
+        noise: 0.0,
+        seed: 5,
+    };
+    let s = d.shape(Split::Train, 3);
+    let half: Vec<f64> = (0..3)
+        .map(|a| {
+            s.points
+                .chunks_exact(3)
+                .map(|p| p[a].abs())
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let areas = [half[1] * half[2], half[0] * half[2], half[0] * half[1]];
+    let total: f64 = areas.iter().sum();
+    let parts = s.parts.unwrap();
+    for axis in 0..3 {
+        let frac = parts.iter().filter(|&&p| p == axis as u32).count() as f64 / parts.len() as f64;
+        assert!(
+            (frac - areas[axis] / total).abs() < 0.02,
+            "axis {axis}: {frac} vs {}",
+            areas[axis] / total
+        );
+    }
+    // the sphere's two halves get half the points each
+    let sphere = d.shape(Split::Train, 0);
+    let upper = sphere.parts.unwrap().iter().filter(|&&p| p == 0).count() as f64 / 20_000.0;
+    assert!((upper - 0.5).abs() < 0.02, "{upper}");
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn noise_moves_points_but_keeps_normals(seed in any::<u64>(), class in 0usize..SYNTHETIC_CLASSES) {
+        let clean = Synthetic { shapes_per_class: 1, points: 128, noise: 0.0, seed }.shape(Split::Train, class);
+        let noisy = Synthetic { shapes_per_class: 1, points: 128, noise: 0.01, seed }.shape(Split::Train, class);
+        prop_assert_eq!(&clean.normals, &noisy.normals);
+        prop_assert!(clean.points != noisy.points);
+        prop_assert!(noisy.points.iter().all(|v| v.is_finite()));
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn point_sets_parse_commas_spaces_comments_and_normalise_normals() {
+    let dir = tmp("good");
+    let p = write(
+        &dir,
+        "a.xyz",
+        "# header\n0.1,0.2,0.3,0,0,2\n\n 1 2 3   0 1 0 \n",
+    );
+    let s = read_point_set(&p, Columns::Normals, 4).unwrap();
+    assert_eq!(s.points, vec![0.1, 0.2, 0.3, 1.0, 2.0, 3.0]);
+    assert_eq!(s.normals, vec![0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    assert_eq!(s.label, 4);
+    let p = write(&dir, "b.txt", "0 0 0 1 0 0 3\n1 1 1 0 0 1 0\n");
+    assert_eq!(
+        read_point_set(&p, Columns::NormalsAndPart, 0)
+            .unwrap()
+            .parts,
+        Some(vec![3, 0])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn malformed_point_sets_are_errors_with_file_and_line() {
+    let dir = tmp("bad");
+    let cases = [
+        (
+            "columns.xyz",
+            "0 0 0 1 0 0\n0 0 0 1 0\n",
+            Columns::Normals,
+            ":2:",
+            "expected 6 values",
+        ),
+        (
+            "nan.xyz",
+            "0 0 0 1 0 0\nnan 0 0 1 0 0\n",
+            Columns::Normals,
+            ":2:",
+            "not finite",
+        ),
+        (
+            "inf.xyz",
+            "inf 0 0 1 0 0\n",
+            Columns::Normals,
+            ":1:",
+            "not finite",
+        ),
+        (
+            "text.xyz",
+            "0 0 zero 1 0 0\n",
+            Columns::Normals,
+            ":1:",
+            "not a number",
+        ),
+        (
+            "zero.xyz",
+            "# c\n0 0 0 0 0 0\n",
+            Columns::Normals,
+            ":2:",
+            "normal is zero",
+        ),
+        (
+            "empty.xyz",
+            "\n# nothing\n",
+            Columns::Normals,
+            "empty.xyz",
+            "no points",
+        ),
+        (
+            "part.txt",
+            "0 0 0 1 0 0 -1\n",
+            Columns::NormalsAndPart,
+            ":1:",
+            "part label",
+        ),
+        (
+            "part2.txt",
+            "0 0 0 1 0 0 1.5\n",
+            Columns::NormalsAndPart,
+            ":1:",
+            "part label",
+        ),
+    ];
+    for (name, text, cols, at, what) in cases {
+        let p = write(&dir, name, text);
+        let e = read_point_set(&p, cols, 0).unwrap_err().to_string();
+        assert!(
+            e.contains(name) && e.contains(at) && e.contains(what),
+            "{name}: {e}"
+        );
+    }
+    let e = read_point_set(&dir.join("missing.xyz"), Columns::Normals, 0).unwrap_err();
+    assert!(matches!(e, DataError::Io { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn modelnet_layout_round_trips_and_reports_broken_indices() {
+    let dir = tmp("modelnet");
+    let d = Synthetic {
+        shapes_per_class: 2,
+        points: 64,
+        noise: 0.0,
+        seed: 3,
+    };
+    let train: Vec<Shape> = (0..d.len()).map(|i| d.shape(Split::Train, i)).collect();
+    let test: Vec<Shape> = (0..10).map(|i| d.shape(Split::Test, i)).collect();
+    write_modelnet_normal(&dir, "synthetic", &SYNTHETIC_CLASS_NAMES, &train, &test).unwrap();
+    let m = ModelNetNormal::open(&dir).unwrap();
+    assert_eq!(m.classes.len(), 10);
+    assert_eq!(
+        (m.entries(Split::Train).len(), m.entries(Split::Test).len()),
+        (20, 10)
+    );
+    let e = &m.entries(Split::Train)[3];
+    let s = m.load(e).unwrap();
+    assert_eq!(s.label, train[3].label);
+    assert!(s
+        .points
+        .iter()
+        .zip(&train[3].points)
+        .all(|(a, b)| (a - b).abs() < 1e-6));
+    // a split line naming a shape whose file is gone
+    std::fs::remove_file(&e.path).unwrap();
+    let err = ModelNetNormal::open(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("synthetic_train.txt:4") && err.contains("missing"),
+        "{err}"
+    );
+    // a class that is not in the shape names
+    std::fs::write(dir.join("synthetic_train.txt"), "spaceship_0001\n").unwrap();
+    let err = ModelNetNormal::open(&dir).unwrap_err().to_string();
+    assert!(err.contains(":1:") && err.contains("spaceship"), "{err}");
+    // no split files at all
+    std::fs::remove_file(dir.join("synthetic_test.txt")).unwrap();
+    std::fs::write(dir.join("synthetic_train.txt"), "").unwrap();
+    assert!(ModelNetNormal::open(&dir)
+        .unwrap_err()
+        .to_string()
+        .contains("_test.txt"));
+    assert!(ModelNetNormal::open(&dir.join("nope")).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
