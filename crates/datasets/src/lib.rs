@@ -7,6 +7,10 @@
 //! - [`ModelNetNormal`]: the ModelNet40 "normal resampled" layout (class folders, split files,
 //!   shape names), read lazily; [`write_modelnet_normal`] writes any shapes in that layout.
 //!
+//! - [`make_batch`], [`Loader`]: shapes -> disjoint-graph batches with fixed-size point
+//!   sampling, random O(d) rotations/reflections and translations, a seeded order, and the next
+//!   batch prepared on a background thread.
+//!
 //! Every error names the file, and the line where there is one ([`DataError`]).
 //!
 //! # Example
@@ -19,12 +23,16 @@
 //! assert_eq!(shape.len(), 256);
 //! ```
 
+mod batch;
 mod error;
 mod modelnet;
 mod pointset;
 mod shape;
 pub mod synthetic;
 
+pub use batch::{
+    make_batch, Augment, Batch, BatchConfig, Loader, ModelNetSplit, ShapeSource, SyntheticSplit,
+};
 pub use error::DataError;
 pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
 pub use pointset::{read_point_set, Columns};

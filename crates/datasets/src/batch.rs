@@ -1,0 +1,240 @@
+//! Batching and augmentation: shapes -> one disjoint point cloud with a `batch` vector, as the
+//! models take it.
+//!
+//! Per shape: a fixed number of points (a random subset without replacement, or with
+//! replacement when the shape has fewer points), then an optional random element of O(d)
+//! (rotation, or rotation/reflection) and translation applied to the points, and the rotation
+//! alone to the normals. Randomness comes from a seeded ChaCha RNG, so a batch is a pure
+//! function of the shapes, the configuration and the seed.
+//!
+//! [`Loader`] walks a [`ShapeSource`] in a seeded order per epoch and prepares the next batch on
+//! a background thread while the caller trains on the current one.
+//!
+//! # Shapes
+//! `pos (N, d)`, `normals (N, d)` f32; `batch (N,)` u32; `labels (G,)` u32; `parts (N,)` u32.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tf_group::orthogonal::{haar_orthogonal_host, haar_special_orthogonal_host};
+
+use crate::error::DataError;
+use crate::modelnet::ModelNetNormal;
+use crate::shape::Shape;
+use crate::synthetic::{Split, Synthetic};
+
+/// Random transformation applied to each shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Augment {
+    /// None: canonical orientation.
+    None,
+    /// A Haar-random rotation (SO(d)).
+    Rotate,
+    /// A Haar-random rotation or reflection (O(d)): the test for O(d)-equivariant models and
+    /// the data-augmentation baseline.
+    RotateReflect,
+}
+
+/// How shapes become batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchConfig {
+    /// Shapes per batch.
+    pub batch_size: usize,
+    /// Points kept per shape.
+    pub points: usize,
+    /// Random O(d) transformation per shape.
+    pub augment: Augment,
+    /// Each shape is also translated by a uniform vector in `[-t, t]^d`.
+    pub translate: f64,
+    /// Shuffle the shape order every epoch.
+    pub shuffle: bool,
+    /// Seed of order, subsets and transformations.
+    pub seed: u64,
+}
+
+/// One batch, ready for a model.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Positions `(N, d)`.
+    pub pos: Tensor,
+    /// Unit normals `(N, d)`.
+    pub normals: Tensor,
+    /// Graph id per point `(N,)`.
+    pub batch: Tensor,
+    /// Class per shape `(G,)`.
+    pub labels: Tensor,
+    /// Part per point `(N,)`, when every shape has parts.
+    pub parts: Option<Tensor>,
+}
+
+/// Builds one batch from `shapes`, using `rng` for subsets and transformations.
+pub fn make_batch(
+    shapes: &[Shape],
+    cfg: &BatchConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<Batch, DataError> {
+    let bad = |m: String| DataError::Layout {
+        path: "<batch>".into(),
+        message: m,
+    };
+    let Some(first) = shapes.first() else {
+        return Err(bad("a batch needs at least one shape".into()));
+    };
+    let d = first.d;
+    if cfg.points == 0 {
+        return Err(bad("points per shape must be positive".into()));
+    }
+    let (mut pos, mut nrm, mut ids, mut labels, mut parts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let with_parts = shapes.iter().all(|s| s.parts.is_some());
+    for (g, s) in shapes.iter().enumerate() {
+        if s.d != d || s.is_empty() {
+            return Err(bad(format!(
+                "shape {g} has dimension {} and {} points (batch dimension {d})",
+                s.d,
+                s.len()
+            )));
+        }
+        let n = s.len();
+        let idx: Vec<usize> = if n >= cfg.points {
+            rand::seq::index::sample(rng, n, cfg.points).into_vec()
+        } else {
+            (0..cfg.points).map(|_| rng.random_range(0..n)).collect()
+        };
+        let q = match cfg.augment {
+            Augment::None => None,
+            Augment::Rotate => Some(haar_special_orthogonal_host(d, rng)),
+            Augment::RotateReflect => Some(haar_orthogonal_host(d, rng)),
+        };
+        let t: Vec<f64> = (0..d)
+            .map(|_| {
+                if cfg.translate > 0.0 {
+                    rng.random_range(-cfg.translate..=cfg.translate)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let apply = |v: &[f64]| -> Vec<f64> {
+            match &q {
+                Some(q) => (0..d)
+                    .map(|i| (0..d).map(|j| q[i * d + j] * v[j]).sum())
+                    .collect(),
+                None => v.to_vec(),
+            }
+        };
+        for &i in &idx {
+            let p = apply(&s.points[i * d..(i + 1) * d]);
+            pos.extend(p.iter().zip(&t).map(|(a, b)| (a + b) as f32));
+            nrm.extend(
+                apply(&s.normals[i * d..(i + 1) * d])
+                    .into_iter()
+                    .map(|v| v as f32),
+            );
+            ids.push(g as u32);
+            if with_parts {
+                parts.push(s.parts.as_ref().map_or(0, |p| p[i]));
+            }
+        }
+        labels.push(s.label);
+    }
+    let dev = Device::Cpu;
+    let n = ids.len();
+    let t = |e: candle_core::Error| bad(e.to_string());
+    Ok(Batch {
+        pos: Tensor::from_vec(pos, (n, d), &dev).map_err(t)?,
+        normals: Tensor::from_vec(nrm, (n, d), &dev).map_err(t)?,
+        batch: Tensor::from_vec(ids, n, &dev).map_err(t)?,
+        labels: Tensor::from_vec(labels, shapes.len(), &dev).map_err(t)?,
+        parts: if with_parts {
+            Some(Tensor::from_vec(parts, n, &dev).map_err(t)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// Anything that yields shapes by index.
+pub trait ShapeSource: Send + Sync {
+    /// Number of shapes.
+    fn len(&self) -> usize;
+    /// True without shapes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Shape `i`.
+    fn get(&self, i: usize) -> Result<Shape, DataError>;
+}
+
+/// A split of the synthetic set.
+#[derive(Debug, Clone)]
+pub struct SyntheticSplit(pub Synthetic, pub Split);
+
+impl ShapeSource for SyntheticSplit {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Result<Shape, DataError> {
+        Ok(self.0.shape(self.1, i))
+    }
+}
+
+/// A split of a ModelNet-normal folder (each shape normalised into the unit ball on load).
+#[derive(Debug, Clone)]
+pub struct ModelNetSplit(pub ModelNetNormal, pub Split);
+
+impl ShapeSource for ModelNetSplit {
+    fn len(&self) -> usize {
+        self.0.entries(self.1).len()
+    }
+    fn get(&self, i: usize) -> Result<Shape, DataError> {
+        let mut s = self.0.load(&self.0.entries(self.1)[i])?;
+        s.normalize();
+        Ok(s)
+    }
+}
+
+/// The batches of one epoch, prepared one ahead on a background thread.
+#[derive(Debug)]
+pub struct Loader {
+    rx: Receiver<Result<Batch, DataError>>,
+}
+
+impl Loader {
+    /// Starts epoch `epoch` over `source`: order and randomness depend on `(cfg.seed, epoch)`
+    /// only, so every run (and a resumed run) sees the same batches.
+    pub fn epoch(source: Arc<dyn ShapeSource>, cfg: BatchConfig, epoch: u64) -> Self {
+        let (tx, rx) = sync_channel(1);
+        std::thread::spawn(move || {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(cfg.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut order: Vec<usize> = (0..source.len()).collect();
+            if cfg.shuffle {
+                order.shuffle(&mut rng);
+            }
+            for chunk in order.chunks(cfg.batch_size.max(1)) {
+                let batch = chunk
+                    .iter()
+                    .map(|&i| source.get(i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|shapes| make_batch(&shapes, &cfg, &mut rng));
+                let stop = batch.is_err();
+                if tx.send(batch).is_err() || stop {
+                    return; // receiver dropped, or an error was delivered
+                }
+            }
+        });
+        Self { rx }
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<Batch, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
+    }
+}

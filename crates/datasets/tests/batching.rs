@@ -1,0 +1,161 @@
+//! Batches: layout, fixed-size sampling, augmentation that preserves geometry, a deterministic
+//! seeded loader, and errors that reach the caller.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tf_datasets::*;
+
+fn cfg(augment: Augment) -> BatchConfig {
+    BatchConfig {
+        batch_size: 4,
+        points: 64,
+        augment,
+        translate: 0.0,
+        shuffle: true,
+        seed: 9,
+    }
+}
+
+fn synthetic() -> Synthetic {
+    Synthetic {
+        shapes_per_class: 1,
+        points: 100,
+        noise: 0.0,
+        seed: 1,
+    }
+}
+
+#[test]
+fn batches_have_the_model_layout() {
+    let shapes: Vec<Shape> = (0..3).map(|i| synthetic().shape(Split::Train, i)).collect();
+    let mut short = shapes[2].clone(); // fewer points than asked for: sampled with replacement
+    short.points.truncate(30);
+    short.normals.truncate(30);
+    short.parts.as_mut().unwrap().truncate(10);
+    let shapes = vec![shapes[0].clone(), shapes[1].clone(), short];
+    let b = make_batch(
+        &shapes,
+        &cfg(Augment::None),
+        &mut ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
+    assert_eq!(b.pos.dims(), &[192, 3]);
+    assert_eq!(b.normals.dims(), &[192, 3]);
+    assert_eq!(b.labels.to_vec1::<u32>().unwrap(), vec![0, 1, 2]);
+    let ids = b.batch.to_vec1::<u32>().unwrap();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]) && ids[0] == 0 && ids[191] == 2);
+    assert_eq!(b.parts.unwrap().dims(), &[192]);
+    assert!(make_batch(&[], &cfg(Augment::None), &mut ChaCha8Rng::seed_from_u64(0)).is_err());
+}
+
+#[test]
+fn augmentation_moves_shapes_rigidly_and_normals_with_them() {
+    let shape = synthetic().shape(Split::Train, 0); // a sphere centred at the origin
+    let mut c = cfg(Augment::RotateReflect);
+    c.translate = 0.5;
+    let plain = make_batch(
+        std::slice::from_ref(&shape),
+        &cfg(Augment::None),
+        &mut ChaCha8Rng::seed_from_u64(4),
+    )
+    .unwrap();
+    let moved = make_batch(
+        std::slice::from_ref(&shape),
+        &c,
+        &mut ChaCha8Rng::seed_from_u64(4),
+    )
+    .unwrap();
+    let (p0, p1) = (
+        plain.pos.to_vec2::<f32>().unwrap(),
+        moved.pos.to_vec2::<f32>().unwrap(),
+    );
+    let (n0, n1) = (
+        plain.normals.to_vec2::<f32>().unwrap(),
+        moved.normals.to_vec2::<f32>().unwrap(),
+    );
+    let dist = |a: &[f32], b: &[f32]| -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    for i in 0..64 {
+        for j in 0..i {
+            // same subset (drawn before the transform), so pairwise distances must agree
+            assert!((dist(&p0[i], &p0[j]) - dist(&p1[i], &p1[j])).abs() < 1e-5);
+            // angles between normals too
+            let dot = |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
+            assert!((dot(&n0[i], &n0[j]) - dot(&n1[i], &n1[j])).abs() < 1e-5);
+        }
+        let len: f32 = n1[i].iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((len - 1.0).abs() < 1e-5);
+    }
+    assert!(dist(&p0[0], &p1[0]) > 1e-3, "the shape did not move");
+}
+
+#[test]
+fn the_loader_is_deterministic_per_epoch_and_covers_every_shape() {
+    let source: Arc<dyn ShapeSource> = Arc::new(SyntheticSplit(synthetic(), Split::Train));
+    let collect = |epoch| -> Vec<Batch> {
+        Loader::epoch(source.clone(), cfg(Augment::RotateReflect), epoch)
+            .map(|b| b.unwrap())
+            .collect()
+    };
+    let (a, b, c) = (collect(0), collect(0), collect(1));
+    assert_eq!(a.len(), 3); // 10 shapes in batches of 4
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.pos.to_vec2::<f32>().unwrap(),
+            y.pos.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(
+            x.labels.to_vec1::<u32>().unwrap(),
+            y.labels.to_vec1::<u32>().unwrap()
+        );
+    }
+    let labels = |v: &[Batch]| -> Vec<u32> {
+        v.iter()
+            .flat_map(|b| b.labels.to_vec1::<u32>().unwrap())
+            .collect()
+    };
+    let mut seen = labels(&a);
+    assert_ne!(seen, labels(&c), "epochs should be shuffled differently");
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<u32>>());
+}
+
+#[test]
+fn loader_errors_reach_the_caller() {
+    let dir = std::env::temp_dir().join(format!("tf-batching-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = synthetic();
+    let shapes: Vec<Shape> = (0..10).map(|i| d.shape(Split::Train, i)).collect();
+    write_modelnet_normal(
+        &dir,
+        "synthetic",
+        &SYNTHETIC_CLASS_NAMES,
+        &shapes,
+        &shapes[..2],
+    )
+    .unwrap();
+    let m = ModelNetNormal::open(&dir).unwrap();
+    std::fs::write(&m.train[5].path, "0 0 0 0 0 0\n").unwrap(); // zero normal
+    let mut c = cfg(Augment::None);
+    c.shuffle = false;
+    let results: Vec<_> = Loader::epoch(Arc::new(ModelNetSplit(m, Split::Train)), c, 0).collect();
+    assert!(results[0].is_ok());
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("an error")
+        .to_string();
+    assert!(
+        err.contains("normal is zero") && err.contains(":1:"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
