@@ -7,6 +7,8 @@
 //! - [`ModelNetNormal`]: the ModelNet40 "normal resampled" layout (class folders, split files,
 //!   shape names), read lazily; [`write_modelnet_normal`] writes any shapes in that layout.
 //!
+//! - [`read_mesh`]: OFF, OBJ, STL (ASCII/binary), PLY (ASCII/binary), optionally gzipped;
+//!   [`Mesh::sample`] draws area-uniform points with face or interpolated vertex normals.
 //! - [`make_batch`], [`Loader`]: shapes -> disjoint-graph batches with fixed-size point
 //!   sampling, random O(d) rotations/reflections and translations, a seeded order, and the next
 //!   batch prepared on a background thread.
@@ -25,6 +27,7 @@
 
 mod batch;
 mod error;
+mod mesh;
 mod modelnet;
 mod pointset;
 mod shape;
@@ -34,6 +37,7 @@ pub use batch::{
     make_batch, Augment, Batch, BatchConfig, Loader, ModelNetSplit, ShapeSource, SyntheticSplit,
 };
 pub use error::DataError;
+pub use mesh::{read_mesh, Mesh, MeshNormals};
 pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
 pub use pointset::{read_point_set, Columns};
 pub use shape::Shape;
