@@ -27,3 +27,8 @@ bench:
 # written to papers/tensor-frames/results/. The paper's tables join as their experiments land.
 reproduce:
     cargo run --release -p tensor-frames -- equivariance-table --out papers/tensor-frames/results
+
+# Real meshes through Debian's package manager, converted to the ModelNet40-normal layout at
+# data/real/cgal (idempotent; `bash scripts/data-real.sh [points]` without just).
+data-real points="10000":
+    bash scripts/data-real.sh {{points}}

@@ -124,52 +124,62 @@ fn fan(poly: &[u32], out: &mut Vec<[u32; 3]>) {
     }
 }
 
+/// OFF and its variants (`COFF`, `NOFF`, `CNOFF`, `STOFF`): vertex lines may carry colours or
+/// normals after the coordinates and face lines colours after the indices; both are ignored.
 fn parse_off(path: &Path, src: &str) -> Result<Mesh, DataError> {
-    // Tokens with their line numbers, comments stripped; the header may share its line with counts.
-    let mut toks = src.lines().enumerate().flat_map(|(i, l)| {
-        l.split('#')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(move |t| (i + 1, t))
-    });
-    let (line, head) = toks
+    let mut lines = src
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty());
+    let (line, first) = lines
         .next()
         .ok_or_else(|| DataError::layout(path, "empty file"))?;
-    let mut pending = None;
-    if head != "OFF" {
-        match head.strip_prefix("OFF") {
-            Some(rest) if !rest.is_empty() => pending = Some((line, rest)),
-            _ => return Err(DataError::parse(path, line, "missing OFF header")),
-        }
+    let mut head = first.split_whitespace();
+    let tag = head.next().unwrap_or("");
+    if !tag.ends_with("OFF") {
+        return Err(DataError::parse(path, line, "missing OFF header"));
     }
-    let mut next = |what: &str| -> Result<(usize, &str), DataError> {
-        pending
-            .take()
-            .or_else(|| toks.next())
-            .ok_or_else(|| DataError::layout(path, format!("file ends before the {what}")))
+    if tag.starts_with('4') || tag.starts_with('n') {
+        return Err(DataError::parse(
+            path,
+            line,
+            format!("{tag}: only 3D OFF files are supported"),
+        ));
+    }
+    // Counts may follow the header on the same line.
+    let rest: Vec<&str> = head.collect();
+    let (cline, counts) = if rest.is_empty() {
+        let (l, c) = lines
+            .next()
+            .ok_or_else(|| DataError::layout(path, "file ends before the counts"))?;
+        (l, c.split_whitespace().collect::<Vec<_>>())
+    } else {
+        (line, rest)
     };
-    let (l, t) = next("vertex count")?;
-    let nv: usize = num(path, l, Some(t), "vertex count")?;
-    let (l, t) = next("face count")?;
-    let nf: usize = num(path, l, Some(t), "face count")?;
-    let (l, t) = next("edge count")?;
-    let _: usize = num(path, l, Some(t), "edge count")?;
+    let nv: usize = num(path, cline, counts.first().copied(), "vertex count")?;
+    let nf: usize = num(path, cline, counts.get(1).copied(), "face count")?;
     let mut vertices = Vec::with_capacity(nv);
     for _ in 0..nv {
-        let mut v = [0.0; 3];
-        for c in v.iter_mut() {
-            let (l, t) = next("vertices")?;
-            *c = num(path, l, Some(t), "coordinate")?;
-        }
-        vertices.push(v);
+        let (l, text) = lines
+            .next()
+            .ok_or_else(|| DataError::layout(path, "file ends before the vertices"))?;
+        let mut it = text.split_whitespace();
+        vertices.push([
+            num(path, l, it.next(), "coordinate")?,
+            num(path, l, it.next(), "coordinate")?,
+            num(path, l, it.next(), "coordinate")?,
+        ]);
     }
     let mut triangles = Vec::with_capacity(nf);
     for _ in 0..nf {
-        let (l, t) = next("faces")?;
-        let k: usize = num(path, l, Some(t), "face size")?;
+        let (l, text) = lines
+            .next()
+            .ok_or_else(|| DataError::layout(path, "file ends before the faces"))?;
+        let mut it = text.split_whitespace();
+        let k: usize = num(path, l, it.next(), "face size")?;
         let poly = (0..k)
-            .map(|_| next("faces").and_then(|(l, t)| num::<u32>(path, l, Some(t), "vertex index")))
+            .map(|_| num::<u32>(path, l, it.next(), "vertex index"))
             .collect::<Result<Vec<_>, _>>()?;
         fan(&poly, &mut triangles);
     }

@@ -222,6 +222,7 @@ fn malformed_meshes_are_errors_naming_the_problem() {
     let full = ply("binary_little_endian");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("short.off", b"OFF\n8 6 0\n0 0 0\n".to_vec(), "file ends"),
+        ("fourd.off", b"4OFF\n1 0 0\n0 0 0 0\n".to_vec(), "only 3D"),
         ("badindex.off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n".to_vec(), "vertex 7"),
         ("nan.off", b"OFF\n3 1 0\n0 0 0\nnan 0 0\n0 1 0\n3 0 1 2\n".to_vec(), "non-finite"),
         ("word.off", b"OFF\n3 1 0\n0 0 zero\n1 0 0\n0 1 0\n3 0 1 2\n".to_vec(), ":3:"),
@@ -241,6 +242,9 @@ fn malformed_meshes_are_errors_naming_the_problem() {
         let e = read_mesh(&p).unwrap_err().to_string();
         assert!(e.contains(name) && e.contains(what), "{name}: {e}");
     }
+    // variants real files use: COFF with colours, counts on the header line, comments
+    let coff = write(&d, "c.off", b"# made by hand\nCOFF 3 1 0\n0 0 0 1 2 3 255\n1 0 0 1 2 3 255\n0 1 0 1 2 3 255\n3 0 1 2 10 .7 0\n");
+    assert_eq!(read_mesh(&coff).unwrap().triangles, vec![[0, 1, 2]]);
     // a mesh without area cannot be sampled
     let flat = write(
         &d,

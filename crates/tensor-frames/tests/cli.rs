@@ -230,3 +230,47 @@ fn data_synth_writes_a_dataset_that_inspect_reads() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn data_convert_samples_meshes_into_the_modelnet_layout() {
+    let dir = std::env::temp_dir().join(format!("tf-cli-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tet = "OFF\n4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n";
+    for (class, name) in [
+        ("chairs", "a.off"),
+        ("chairs", "b.off"),
+        ("tables", "c.off"),
+    ] {
+        std::fs::create_dir_all(dir.join("in").join(class)).unwrap();
+        std::fs::write(dir.join("in").join(class).join(name), tet).unwrap();
+    }
+    std::fs::write(
+        dir.join("in/tables/broken.off"),
+        "OFF\n1 1 0\n0 0 0\n3 0 1 2\n",
+    )
+    .unwrap();
+    let (i, o) = (dir.join("in"), dir.join("out"));
+    let out = run(&[
+        "data",
+        "convert",
+        "--meshes",
+        i.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+        "--points",
+        "50",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("4 meshes") && text.contains("2 classes") && text.contains("1 skipped"),
+        "{text}"
+    );
+    let out = run(&["data", "inspect", o.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 classes"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

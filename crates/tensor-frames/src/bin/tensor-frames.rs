@@ -61,6 +61,25 @@ enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Sample every mesh under a folder (OFF/OBJ/STL/PLY, optionally .gz) into the
+    /// ModelNet40-normal layout: class = the mesh's parent folder, train/test split by shape.
+    Convert {
+        /// Folder searched recursively for meshes.
+        #[arg(long)]
+        meshes: std::path::PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Points per shape.
+        #[arg(long, default_value_t = 10_000)]
+        points: usize,
+        /// Fraction of shapes (by a hash of the file name) in the test split.
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// Seed of the sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Counts, classes and point statistics of a point-set file or a ModelNet-normal folder;
     /// says what is wrong with a bad one.
     Inspect {
@@ -273,6 +292,99 @@ fn stats(s: &tensor_frames::datasets::Shape) -> String {
     )
 }
 
+fn mesh_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if p.is_dir() {
+            mesh_files(&p, out)?;
+        } else if [".off", ".obj", ".stl", ".ply"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn convert(
+    meshes: &std::path::Path,
+    out: &std::path::Path,
+    points: usize,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<()> {
+    use rand::SeedableRng;
+    use tensor_frames::datasets::{read_mesh, write_modelnet_normal, MeshNormals};
+    if points == 0 || !(0.0..1.0).contains(&test_fraction) {
+        bail!("--points must be positive and --test-fraction in [0, 1)");
+    }
+    let mut files = Vec::new();
+    mesh_files(meshes, &mut files)?;
+    let class_of = |p: &std::path::Path| -> String {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("shapes")
+            .replace(['_', ' '], "-")
+    };
+    let mut classes: Vec<String> = files.iter().map(|p| class_of(p)).collect();
+    classes.sort();
+    classes.dedup();
+    let (mut train, mut test, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for f in &files {
+        let label = classes.iter().position(|c| *c == class_of(f)).unwrap_or(0) as u32;
+        match read_mesh(f).and_then(|m| m.sample(points, MeshNormals::Face, 0.0, label, &mut rng)) {
+            Ok(mut shape) => {
+                shape.normalize();
+                // Split by shape, from the file name only: stable when meshes are added.
+                let h = f
+                    .file_name()
+                    .map(|n| {
+                        n.to_string_lossy()
+                            .bytes()
+                            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                            })
+                    })
+                    .unwrap_or(0);
+                if (h % 1000) as f64 / 1000.0 < test_fraction {
+                    test.push(shape)
+                } else {
+                    train.push(shape)
+                }
+            }
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+    write_modelnet_normal(out, "real", &names, &train, &test)?;
+    println!(
+        "{} meshes -> {} train + {} test shapes of {points} points in {} classes at {}; {} skipped",
+        files.len(),
+        train.len(),
+        test.len(),
+        classes.len(),
+        out.display(),
+        skipped.len()
+    );
+    for s in skipped {
+        println!("  skipped: {s}");
+    }
+    Ok(())
+}
+
 fn data(cmd: DataCommand) -> Result<()> {
     use tensor_frames::datasets::{
         read_point_set, write_modelnet_normal, Columns, ModelNetNormal, Split, Synthetic,
@@ -305,6 +417,13 @@ fn data(cmd: DataCommand) -> Result<()> {
                 out.display()
             );
         }
+        DataCommand::Convert {
+            meshes,
+            out,
+            points,
+            test_fraction,
+            seed,
+        } => convert(&meshes, &out, points, test_fraction, seed)?,
         DataCommand::Inspect { path } => {
             if path.is_dir() {
                 let m = ModelNetNormal::open(&path)?;
