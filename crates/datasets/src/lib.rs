@@ -7,6 +7,7 @@
 //! - [`ModelNetNormal`]: the ModelNet40 "normal resampled" layout (class folders, split files,
 //!   shape names), read lazily; [`write_modelnet_normal`] writes any shapes in that layout.
 //!
+//! - [`ShapeNetParts`]: the ShapeNet part-segmentation layout (synset folders, JSON split lists).
 //! - [`read_mesh`]: OFF, OBJ, STL (ASCII/binary), PLY (ASCII/binary), optionally gzipped;
 //!   [`Mesh::sample`] draws area-uniform points with face or interpolated vertex normals.
 //! - [`make_batch`], [`Loader`]: shapes -> disjoint-graph batches with fixed-size point
@@ -31,6 +32,7 @@ mod mesh;
 mod modelnet;
 mod pointset;
 mod shape;
+mod shapenet;
 pub mod synthetic;
 
 pub use batch::{
@@ -41,4 +43,5 @@ pub use mesh::{read_mesh, Mesh, MeshNormals};
 pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
 pub use pointset::{read_point_set, Columns};
 pub use shape::Shape;
+pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{Split, Synthetic, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES};

@@ -311,3 +311,52 @@ fn modelnet_layout_round_trips_and_reports_broken_indices() {
     assert!(ModelNetNormal::open(&dir.join("nope")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn shapenet_layout_reads_parts_and_reports_broken_lists() {
+    let dir = tmp("shapenet");
+    std::fs::write(
+        dir.join("synsetoffset2category.txt"),
+        "Airplane\t02691156\nChair\t03001627\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("train_test_split")).unwrap();
+    std::fs::create_dir_all(dir.join("03001627")).unwrap();
+    std::fs::write(
+        dir.join("03001627/abc.txt"),
+        "0 0 0 0 0 1 2\n1 0 0 0 0 1 3\n",
+    )
+    .unwrap();
+    let list = |name: &str, body: &str| {
+        std::fs::write(
+            dir.join("train_test_split")
+                .join(format!("shuffled_{name}_file_list.json")),
+            body,
+        )
+        .unwrap()
+    };
+    list("train", r#"["shape_data/03001627/abc"]"#);
+    list("test", r#"["shape_data/03001627/missing"]"#);
+    list("val", "[1, 2]");
+    let s = ShapeNetParts::open(&dir).unwrap();
+    let train = s.entries(ShapeNetSplit::Train).unwrap();
+    assert_eq!(train[0].label, 1);
+    let shape = s.load(&train[0]).unwrap();
+    assert_eq!(shape.parts, Some(vec![2, 3]));
+    assert!(s
+        .entries(ShapeNetSplit::Test)
+        .unwrap_err()
+        .to_string()
+        .contains("missing"));
+    let e = s.entries(ShapeNetSplit::Val).unwrap_err().to_string();
+    assert!(
+        e.contains("shuffled_val_file_list.json:1") && e.contains("JSON"),
+        "{e}"
+    );
+    std::fs::write(dir.join("synsetoffset2category.txt"), "Airplane\n").unwrap();
+    assert!(ShapeNetParts::open(&dir)
+        .unwrap_err()
+        .to_string()
+        .contains(":1:"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
