@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real shapes offline: fetches research meshes through Debian's package manager and converts
-# them into the ModelNet40-normal layout at data/real/cgal (class folders, split files).
+# them into the ModelNet40-normal layout: data/real/cgal (research meshes, one class) and
+# data/real/kicad (CAD parts in 90 categories).
 # Idempotent: the package is downloaded once into data/real/cache; re-running re-converts.
 # Nothing here is fetched by the library at run time.
 #
@@ -25,4 +26,23 @@ rm -rf "$cache/pkg"
 rm -rf data/real/cgal
 cargo run --release -q -p tensor-frames -- data convert \
     --meshes "$cache/meshes/data/meshes" --out data/real/cgal --points "$points"
+
+# 2. A categorised real set: KiCad's 3D library (Debian package kicad-packages3d, 379 MB,
+#    about 6,200 CAD models of electronic parts in 90 categories as VRML). Only the first
+#    KICAD_PER_CLASS models of each category (in archive order, so the choice is fixed for a
+#    package version) are extracted; licence CC-BY-SA 4.0 with KiCad's library exception.
+per_class="${KICAD_PER_CLASS:-20}"
+kicad_points="${KICAD_POINTS:-2048}"
+if ! ls "$cache"/kicad-packages3d_*.deb >/dev/null 2>&1; then
+    (cd "$cache" && { apt-get download kicad-packages3d 2>/dev/null || { apt-get update -qq && apt-get download kicad-packages3d; }; })
+fi
+deb=$(ls "$cache"/kicad-packages3d_*.deb | head -1)
+dpkg-deb --fsys-tarfile "$deb" | tar -t | grep '\.wrl$' \
+    | awk -F/ -v k="$per_class" '{ c = $(NF-1); if (n[c]++ < k) print }' > "$cache/kicad-files.txt"
+rm -rf "$cache/kicad" data/real/kicad
+mkdir -p "$cache/kicad"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$cache/kicad" -T "$cache/kicad-files.txt"
+cargo run --release -q -p tensor-frames -- data convert \
+    --meshes "$cache/kicad/usr/share/kicad/3dmodels" --out data/real/kicad --points "$kicad_points"
+rm -rf "$cache/kicad"
 echo "data-real: $(( $(date +%s) - start )) s, $(du -sh data/real | cut -f1) on disk (data/real)"

@@ -1,4 +1,4 @@
-//! Triangle meshes (OFF, OBJ, STL ASCII/binary, PLY ASCII/binary, any of them gzipped as
+//! Triangle meshes (OFF, OBJ, STL ASCII/binary, PLY ASCII/binary, VRML 2 face sets, any of them gzipped as
 //! `*.gz`) and area-weighted surface sampling with exact normals.
 //!
 //! Polygons are split into triangle fans. Face normals follow the winding order (right hand);
@@ -61,10 +61,11 @@ pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
         "obj" => parse_obj(path, text(path, &bytes)?)?,
         "stl" => parse_stl(path, &bytes)?,
         "ply" => parse_ply(path, &bytes)?,
+        "wrl" => parse_wrl(path, text(path, &bytes)?)?,
         _ => {
             return Err(DataError::layout(
                 path,
-                "unknown mesh format (expected .off, .obj, .stl or .ply, optionally .gz)",
+                "unknown mesh format (expected .off, .obj, .stl, .ply or .wrl, optionally .gz)",
             ))
         }
     };
@@ -187,6 +188,101 @@ fn parse_off(path: &Path, src: &str) -> Result<Mesh, DataError> {
         vertices,
         triangles,
     })
+}
+
+/// VRML 2.0 `IndexedFaceSet`s (as exported by KiCad's 3D libraries): every face set's
+/// `Coordinate { point [...] }` and `coordIndex [...]` (faces ended by -1) join one mesh.
+/// Transforms are not applied (the exporters this reader targets write none).
+fn parse_wrl(path: &Path, src: &str) -> Result<Mesh, DataError> {
+    let cleaned: String = src
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(',', " ")
+        .replace('[', " [ ")
+        .replace(']', " ] ")
+        .replace('{', " { ")
+        .replace('}', " } ");
+    let mut toks = cleaned.split_whitespace().peekable();
+    let mut mesh = Mesh {
+        vertices: Vec::new(),
+        triangles: Vec::new(),
+    };
+    let (mut points, mut index): (Option<Vec<f64>>, Option<Vec<i64>>) = (None, None);
+    let mut coordinate = false;
+    let flush = |mesh: &mut Mesh,
+                 points: &mut Option<Vec<f64>>,
+                 index: &mut Option<Vec<i64>>|
+     -> Result<(), DataError> {
+        if let (Some(p), Some(ix)) = (points.take(), index.take()) {
+            if p.len() % 3 != 0 {
+                return Err(DataError::layout(
+                    path,
+                    "a Coordinate point list is not a multiple of 3 values",
+                ));
+            }
+            let base = mesh.vertices.len() as i64;
+            let n = (p.len() / 3) as i64;
+            mesh.vertices
+                .extend(p.chunks_exact(3).map(|c| [c[0], c[1], c[2]]));
+            for face in ix.split(|&i| i < 0) {
+                if let Some(&bad) = face.iter().find(|&&i| i >= n) {
+                    return Err(DataError::layout(
+                        path,
+                        format!("coordIndex {bad} but the face set has {n} points"),
+                    ));
+                }
+                let poly: Vec<u32> = face.iter().map(|&i| (base + i) as u32).collect();
+                fan(&poly, &mut mesh.triangles);
+            }
+        }
+        Ok(())
+    };
+    let list = |toks: &mut std::iter::Peekable<std::str::SplitWhitespace>,
+                what: &str|
+     -> Result<Vec<f64>, DataError> {
+        if toks.next() != Some("[") {
+            return Err(DataError::layout(
+                path,
+                format!("{what} is not followed by a list"),
+            ));
+        }
+        let mut v = Vec::new();
+        for t in toks.by_ref() {
+            if t == "]" {
+                return Ok(v);
+            }
+            v.push(t.parse::<f64>().map_err(|_| {
+                DataError::layout(path, format!("{what} value {t:?} is not a number"))
+            })?);
+        }
+        Err(DataError::layout(
+            path,
+            format!("file ends inside a {what} list"),
+        ))
+    };
+    while let Some(t) = toks.next() {
+        match t {
+            "IndexedFaceSet" => flush(&mut mesh, &mut points, &mut index)?,
+            "Coordinate" => coordinate = true,
+            "point" if coordinate => {
+                points = Some(list(&mut toks, "point")?);
+                coordinate = false;
+            }
+            "coordIndex" => {
+                index = Some(
+                    list(&mut toks, "coordIndex")?
+                        .into_iter()
+                        .map(|v| v as i64)
+                        .collect(),
+                )
+            }
+            _ => {}
+        }
+    }
+    flush(&mut mesh, &mut points, &mut index)?;
+    Ok(mesh)
 }
 
 fn parse_obj(path: &Path, src: &str) -> Result<Mesh, DataError> {

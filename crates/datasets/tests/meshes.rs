@@ -148,6 +148,25 @@ fn ply(format: &str) -> Vec<u8> {
     b
 }
 
+/// The cube as two VRML face sets (three faces each), as KiCad exports parts.
+fn wrl_text() -> String {
+    let (v, f) = cube();
+    let mut s = String::from("#VRML V2.0 utf8\n# comment [ with brackets ]\n");
+    for half in f.chunks(3) {
+        s += "Shape { appearance Appearance { material DEF M Material { diffuseColor 1 0 0 } }\n";
+        s += "geometry IndexedFaceSet { creaseAngle 0.5\ncoordIndex [";
+        for q in half {
+            s += &format!("{},{},{},{},-1,", q[0], q[1], q[2], q[3]);
+        }
+        s += "]\ncoord Coordinate { point [";
+        for p in &v {
+            s += &format!("{} {} {},", p[0], p[1], p[2]);
+        }
+        s += "] } } }\n";
+    }
+    s
+}
+
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(bytes).unwrap();
@@ -173,6 +192,7 @@ fn the_cube_reads_the_same_in_every_format_and_samples_correctly() {
         write(&d, "cube_be.ply", &ply("binary_big_endian")),
         write(&d, "cube.ply.gz", &gz(&ply("ascii"))),
         write(&d, "cube.off.gz", &gz(off_text().as_bytes())),
+        write(&d, "cube.wrl", wrl_text().as_bytes()),
     ];
     for f in &files {
         let m = read_mesh(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
@@ -236,6 +256,8 @@ fn malformed_meshes_are_errors_naming_the_problem() {
         ("noend.ply", b"ply\nformat ascii 1.0\n".to_vec(), "end_header"),
         ("cube.xyz", b"0 0 0\n".to_vec(), "unknown mesh format"),
         ("bad.ply.gz", b"not gzip".to_vec(), "gzip"),
+        ("index.wrl", b"Shape { geometry IndexedFaceSet { coordIndex [0 1 5 -1] coord Coordinate { point [0 0 0, 1 0 0, 0 1 0] } } }".to_vec(), "coordIndex 5"),
+        ("open.wrl", b"Shape { geometry IndexedFaceSet { coordIndex [0 1 2 -1] coord Coordinate { point [0 0 0, 1 0".to_vec(), "file ends"),
     ];
     for (name, bytes, what) in cases {
         let p = write(&d, name, &bytes);

@@ -61,7 +61,7 @@ enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Sample every mesh under a folder (OFF/OBJ/STL/PLY, optionally .gz) into the
+    /// Sample every mesh under a folder (OFF/OBJ/STL/PLY/WRL, optionally .gz) into the
     /// ModelNet40-normal layout: class = the mesh's parent folder, train/test split by shape.
     Convert {
         /// Folder searched recursively for meshes.
@@ -307,7 +307,7 @@ fn mesh_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Resul
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if p.is_dir() {
             mesh_files(&p, out)?;
-        } else if [".off", ".obj", ".stl", ".ply"]
+        } else if [".off", ".obj", ".stl", ".ply", ".wrl"]
             .iter()
             .any(|e| name.ends_with(e))
         {
@@ -331,12 +331,22 @@ fn convert(
     }
     let mut files = Vec::new();
     mesh_files(meshes, &mut files)?;
+    if files.is_empty() {
+        bail!(
+            "no meshes (.off, .obj, .stl, .ply, .wrl, optionally .gz) under {}",
+            meshes.display()
+        );
+    }
     let class_of = |p: &std::path::Path| -> String {
-        p.parent()
+        let folder = p
+            .parent()
             .and_then(|d| d.file_name())
             .and_then(|n| n.to_str())
-            .unwrap_or("shapes")
-            .replace(['_', ' '], "-")
+            .unwrap_or("shapes");
+        // KiCad's library folders are "<Category>.3dshapes"
+        folder
+            .trim_end_matches(".3dshapes")
+            .replace(['_', ' ', '.'], "-")
     };
     let mut classes: Vec<String> = files.iter().map(|p| class_of(p)).collect();
     classes.sort();
