@@ -160,7 +160,10 @@ fn parse_off(path: &Path, src: &str) -> Result<Mesh, DataError> {
     };
     let nv: usize = num(path, cline, counts.first().copied(), "vertex count")?;
     let nf: usize = num(path, cline, counts.get(1).copied(), "face count")?;
-    let mut vertices = Vec::with_capacity(nv);
+    // Counts come from the file: never reserve more than its lines could hold, so a bogus
+    // header is a clean "file ends" error rather than an allocation failure.
+    let lines_left = src.len() / 2;
+    let mut vertices = Vec::with_capacity(nv.min(lines_left));
     for _ in 0..nv {
         let (l, text) = lines
             .next()
@@ -172,7 +175,7 @@ fn parse_off(path: &Path, src: &str) -> Result<Mesh, DataError> {
             num(path, l, it.next(), "coordinate")?,
         ]);
     }
-    let mut triangles = Vec::with_capacity(nf);
+    let mut triangles = Vec::with_capacity(nf.min(lines_left));
     for _ in 0..nf {
         let (l, text) = lines
             .next()
@@ -570,7 +573,8 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
                         }
                         None => 1,
                     };
-                    let mut v = Vec::with_capacity(k);
+                    // k comes from the file: bound it by the bytes left (truncation is an error below).
+                    let mut v = Vec::with_capacity(k.min(body.len().saturating_sub(off) / size));
                     for _ in 0..k {
                         let b = body.get(off..off + size).ok_or_else(|| truncated(off))?;
                         v.push(ply_read(ty, b, fmt));

@@ -167,6 +167,14 @@ fn wrl_text() -> String {
     s
 }
 
+/// A binary PLY whose one face claims 4 billion vertex indices.
+fn huge_list_ply() -> Vec<u8> {
+    let mut b = b"ply\nformat binary_little_endian 1.0\nelement vertex 0\nproperty float x\nproperty float y\nproperty float z\nelement face 1\nproperty list uint int vertex_indices\nend_header\n".to_vec();
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    b.extend_from_slice(&[0u8; 8]);
+    b
+}
+
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(bytes).unwrap();
@@ -243,6 +251,8 @@ fn malformed_meshes_are_errors_naming_the_problem() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("short.off", b"OFF\n8 6 0\n0 0 0\n".to_vec(), "file ends"),
         ("fourd.off", b"4OFF\n1 0 0\n0 0 0 0\n".to_vec(), "only 3D"),
+        ("huge.off", b"OFF\n999999999999 999999999999 0\n0 0 0\n".to_vec(), "file ends"),
+        ("hugelist.ply", huge_list_ply(), "truncated"),
         ("badindex.off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n".to_vec(), "vertex 7"),
         ("nan.off", b"OFF\n3 1 0\n0 0 0\nnan 0 0\n0 1 0\n3 0 1 2\n".to_vec(), "non-finite"),
         ("word.off", b"OFF\n3 1 0\n0 0 zero\n1 0 0\n0 1 0\n3 0 1 2\n".to_vec(), ":3:"),

@@ -54,10 +54,10 @@ pub struct GraphContext {
     src: Tensor,
     dst: Tensor,
     n_nodes: usize,
-    /// Receiver and sender frames per edge, kept to form `R_i R_j^T` on first use: scalar
-    /// messages never pay for the transitions.
+    /// Receiver frames per edge, and the senders' frames (per node), kept to form
+    /// `R_i R_j^T` on first use: scalar messages never pay for the transitions.
     ri: Tensor,
-    rj: Tensor,
+    src_frames: Tensor,
     transitions: Arc<OnceLock<Tensor>>,
     edge_vectors: Tensor,
     distances: Tensor,
@@ -104,7 +104,6 @@ impl GraphContext {
         check(&src, n_src)?;
         check(&dst, n_nodes)?;
         let ri = dst_frames.matrices().index_select(&dst, 0)?;
-        let rj = src_frames.matrices().index_select(&src, 0)?;
         let rel = (src_pos.index_select(&src, 0)? - dst_pos.index_select(&dst, 0)?)?;
         let edge_vectors = rotate_last_axis(&ri, &rel.unsqueeze(1)?)?.squeeze(2)?;
         // epsilon: duplicate points give distance ~0 with a finite gradient
@@ -115,7 +114,7 @@ impl GraphContext {
             dst,
             n_nodes,
             ri,
-            rj,
+            src_frames: src_frames.matrices().clone(),
             transitions: Arc::new(OnceLock::new()),
             edge_vectors,
             distances,
@@ -173,7 +172,8 @@ impl GraphContext {
             return Ok(t.clone());
         }
         // (R_i R_j^T)[a, b] = sum_c R_i[a, c] R_j[b, c]
-        let t = rotate_last_axis(&self.ri, &self.rj)?;
+        let rj = self.src_frames.index_select(&self.src, 0)?;
+        let t = rotate_last_axis(&self.ri, &rj)?;
         Ok(self.transitions.get_or_init(|| t).clone())
     }
 
