@@ -18,7 +18,14 @@ fn main() -> candle_core::Result<()> {
         DType::F32,
         &Device::Cpu,
     )?;
-    let (pos, batch) = shapes(16, 1024, 3);
+    // `TF_STEP_GRAPHS` / `TF_STEP_POINTS` change the batch (default 16 x 1024).
+    let env = |k: &str, default: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (pos, batch) = shapes(env("TF_STEP_GRAPHS", 16), env("TF_STEP_POINTS", 1024), 3);
     step(&model, &pos, &batch)?; // warm-up
     let start = std::time::Instant::now();
     let steps = 3;

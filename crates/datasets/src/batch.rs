@@ -26,6 +26,7 @@ use crate::error::DataError;
 use crate::modelnet::ModelNetNormal;
 use crate::shape::Shape;
 use crate::synthetic::{Split, Synthetic};
+use crate::synthetic_nd::SyntheticNd;
 
 /// Random transformation applied to each shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +181,52 @@ impl ShapeSource for SyntheticSplit {
     }
     fn get(&self, i: usize) -> Result<Shape, DataError> {
         Ok(self.0.shape(self.1, i))
+    }
+}
+
+/// A split of the any-dimensional synthetic set.
+#[derive(Debug, Clone)]
+pub struct SyntheticNdSplit(pub SyntheticNd, pub Split);
+
+impl ShapeSource for SyntheticNdSplit {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Result<Shape, DataError> {
+        Ok(self.0.shape(self.1, i))
+    }
+}
+
+/// Shapes held in memory: generate or load once, then reuse every epoch.
+#[derive(Debug, Clone)]
+pub struct InMemory(pub Vec<Shape>);
+
+impl InMemory {
+    /// Loads every shape of `source` (in parallel).
+    pub fn collect(source: &dyn ShapeSource) -> Result<Self, DataError> {
+        use rayon::prelude::*;
+        (0..source.len())
+            .into_par_iter()
+            .map(|i| source.get(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// The first `n` shapes (all if fewer).
+    pub fn truncated(&self, n: usize) -> Self {
+        Self(self.0.iter().take(n).cloned().collect())
+    }
+}
+
+impl ShapeSource for InMemory {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Result<Shape, DataError> {
+        self.0
+            .get(i)
+            .cloned()
+            .ok_or_else(|| DataError::layout("<memory>", format!("shape index {i} out of range")))
     }
 }
 

@@ -34,9 +34,11 @@ mod pointset;
 mod shape;
 mod shapenet;
 pub mod synthetic;
+mod synthetic_nd;
 
 pub use batch::{
-    make_batch, Augment, Batch, BatchConfig, Loader, ModelNetSplit, ShapeSource, SyntheticSplit,
+    make_batch, Augment, Batch, BatchConfig, InMemory, Loader, ModelNetSplit, ShapeSource,
+    SyntheticNdSplit, SyntheticSplit,
 };
 pub use error::DataError;
 pub use mesh::{read_mesh, Mesh, MeshNormals};
@@ -45,3 +47,4 @@ pub use pointset::{read_point_set, Columns};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{Split, Synthetic, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES};
+pub use synthetic_nd::{SyntheticNd, SYNTHETIC_ND_CLASSES};

@@ -33,4 +33,11 @@ pub trait FrameBuilder: std::fmt::Debug + Send + Sync {
 
     /// A short name for reports.
     fn name(&self) -> &'static str;
+
+    /// Restarts the builder's random stream, if it has one (the random controls). Training
+    /// calls this at every epoch start so a resumed run draws the same frames as an
+    /// uninterrupted one.
+    fn reseed(&self, _seed: u64) -> Result<()> {
+        Ok(())
+    }
 }

@@ -79,6 +79,10 @@ impl FrameBuilder for RandomFrames {
     fn name(&self) -> &'static str {
         "random"
     }
+    fn reseed(&self, seed: u64) -> Result<()> {
+        *lock(&self.rng)? = ChaCha8Rng::seed_from_u64(seed);
+        Ok(())
+    }
 }
 
 /// One fresh Haar-random O(d) frame per graph of the batch at every call.
@@ -122,5 +126,9 @@ impl FrameBuilder for RandomGlobalFrames {
     }
     fn name(&self) -> &'static str {
         "random-global"
+    }
+    fn reseed(&self, seed: u64) -> Result<()> {
+        *lock(&self.rng)? = ChaCha8Rng::seed_from_u64(seed);
+        Ok(())
     }
 }

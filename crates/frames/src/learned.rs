@@ -6,7 +6,8 @@
 //! O(d)-equivariant, reflections included (no cross product, no handedness fix needed). With
 //! [`Handedness::Special`] the last axis is flipped to `det = +1` instead (SO(d) only).
 //! Should the learned vectors be (nearly) dependent, the `2d` nearest neighbour vectors follow
-//! as equivariant fallback candidates, and only then the global axes.
+//! as equivariant fallback candidates, then the offset to the graph's centroid (which orients
+//! flat patches), and only then the global axes (counted as degenerate).
 //!
 //! # Shapes
 //! `pos (N, d)`, `edge_index (2, E)`, `scalars (N, S)` -> frames `(N, d, d)`.
@@ -164,8 +165,13 @@ impl FrameBuilder for LearnedFrames {
         let k = 2 * d;
         let fallback =
             gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
-        let candidates = Tensor::cat(&[learned, fallback], 1)?;
-        let mut opts = Orthonormalize::new(d);
+        // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
+        // face, a cylinder cap) leaves every local vector in its plane, and the reflection
+        // through that plane is a symmetry of the patch; the rest of the shape breaks it.
+        let centroid = centroid_offsets(input.pos, input.batch, n)?.unsqueeze(1)?;
+        let candidates = Tensor::cat(&[learned, fallback, centroid], 1)?;
+        // Degenerate = the global axes were needed; equivariant fallbacks do not count.
+        let mut opts = Orthonormalize::new(0);
         opts.handedness = self.cfg.handedness;
         let (frames, degenerate) = orthonormalize(&candidates, &opts)?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
@@ -178,6 +184,18 @@ impl FrameBuilder for LearnedFrames {
     fn name(&self) -> &'static str {
         "learned"
     }
+}
+
+/// `centroid(graph(i)) - x_i` for every node: equivariant and translation invariant.
+fn centroid_offsets(pos: &Tensor, batch: Option<&Tensor>, n: usize) -> Result<Tensor> {
+    let segs = tf_graphs::segments(batch, n)?;
+    let mut parts = Vec::with_capacity(segs.len());
+    for r in segs {
+        let p = pos.narrow(0, r.start, r.len())?;
+        let c = p.mean_keepdim(0)?;
+        parts.push(c.broadcast_sub(&p)?);
+    }
+    Tensor::cat(&parts, 0)
 }
 
 #[cfg(test)]

@@ -350,3 +350,51 @@ fn bad_inputs_are_errors() {
         })
         .is_err());
 }
+
+/// Points on the faces of a box: every neighbourhood away from the edges is flat, so the local
+/// vectors alone cannot orient the frames; the centroid offset must (no global axes, exact
+/// equivariance including reflections).
+#[test]
+fn learned_frames_on_flat_faces_stay_equivariant() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let half = [0.9, 0.6, 0.4];
+    let mut pts = Vec::new();
+    for i in 0..180 {
+        let axis = i % 3;
+        let sign = if (i / 3) % 2 == 0 { 1.0 } else { -1.0 };
+        let mut p = [0.0f64; 3];
+        for (a, v) in p.iter_mut().enumerate() {
+            *v = if a == axis {
+                sign * half[a]
+            } else {
+                rng.random_range(-half[a]..half[a])
+            };
+        }
+        pts.extend(p);
+    }
+    let pos = Tensor::from_vec(pts, (180, 3), &Device::Cpu).unwrap();
+    for seed in 0..3u64 {
+        let b = learned(3, 0, seed, Handedness::Orthogonal);
+        let edges = knn_graph(&pos, None, 8, false).unwrap();
+        let fr = b
+            .build(&FrameInput {
+                pos: &pos,
+                edge_index: &edges,
+                batch: None,
+                scalars: None,
+            })
+            .unwrap();
+        assert_eq!(fr.degenerate(), 0, "global axes used on a box");
+        for g in Transform::pair(3, seed) {
+            let r = equivariance_error(
+                &[(Kind::Positions, pos.clone())],
+                &[Declared::new("frames", Kind::Frames)],
+                frames_of(&b, 8),
+                &g,
+            )
+            .unwrap();
+            assert!(r.max_rel_error() < TOL, "box frames: {r:?}");
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::model::{Batch, Prediction};
 #[derive(Debug)]
 pub struct AttentionModel {
     cfg: AttentionConfig,
-    frames: Box<dyn FrameBuilder>,
+    pub(crate) frames: Box<dyn FrameBuilder>,
     input: InputEmbedding,
     embed: Linear,
     layers: Vec<AttentionConv>,

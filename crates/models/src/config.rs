@@ -436,6 +436,15 @@ impl ModelConfig {
         }
     }
 
+    /// The frame configuration.
+    pub fn frames(&self) -> &FrameConfig {
+        match self {
+            ModelConfig::Pointnet2(c) => &c.frames,
+            ModelConfig::Dgcnn(c) => &c.frames,
+            ModelConfig::Attention(c) => &c.frames,
+        }
+    }
+
     /// The frame configuration (mutable, e.g. to swap in identity frames).
     pub fn frames_mut(&mut self) -> &mut FrameConfig {
         match self {

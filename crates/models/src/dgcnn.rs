@@ -20,7 +20,7 @@ use crate::model::{Batch, Prediction};
 #[derive(Debug)]
 pub struct Dgcnn {
     cfg: DgcnnConfig,
-    frames: Box<dyn FrameBuilder>,
+    pub(crate) frames: Box<dyn FrameBuilder>,
     input: InputEmbedding,
     convs: Vec<EdgeConv>,
     head: Head,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::{bail, DType, Device, Result, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::{Init, VarBuilder, VarMap};
 
 use crate::attention::AttentionModel;
 use crate::config::{FrameChoice, HeadConfig, ModelConfig};
@@ -69,13 +69,28 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Builds a model with freshly initialised weights of the given dtype.
+    /// Builds a model with freshly initialised weights of the given dtype (seed 0).
     pub fn new(config: ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
+        Self::new_seeded(config, dtype, device, 0)
+    }
+
+    /// Builds a model whose initial weights are a pure function of `seed` and the weight names
+    /// (candle's own initialisers draw from an RNG that cannot be seeded).
+    pub fn new_seeded(
+        config: ModelConfig,
+        dtype: DType,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
         config
             .validate()
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, dtype, device);
+        let backend = SeededInit {
+            map: varmap.clone(),
+            seed,
+        };
+        let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
         let inner = match &config {
             ModelConfig::Pointnet2(c) => Inner::PointNet2(Box::new(PointNet2::new(c.clone(), vb)?)),
             ModelConfig::Dgcnn(c) => Inner::Dgcnn(Dgcnn::new(c.clone(), vb)?),
@@ -143,7 +158,43 @@ impl Model {
         if !path.exists() {
             bail!("weights file {} does not exist", path.display());
         }
-        self.varmap.load(path)
+        // Read everything first so a bad file leaves the model untouched; convert the dtype so
+        // f32-trained weights load into an f64 model (for exact equivariance checks).
+        let saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
+        let mut updates = Vec::with_capacity(data.len());
+        for (name, var) in data.iter() {
+            let Some(t) = saved.get(name) else {
+                bail!("{}: no weight named {name}", path.display());
+            };
+            if t.dims() != var.dims() {
+                bail!(
+                    "{}: {name} has shape {:?}, the model expects {:?}",
+                    path.display(),
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
+        }
+        for (var, t) in updates {
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+
+    /// Restarts the random stream of the control frame builders (random, random-global); a
+    /// no-op for the others. Training reseeds per epoch so that resumed runs are exact.
+    pub fn reseed(&self, seed: u64) -> Result<()> {
+        match &self.inner {
+            Inner::PointNet2(m) => m.frames.reseed(seed),
+            Inner::Dgcnn(m) => m.frames.reseed(seed),
+            Inner::Attention(m) => m.frames.reseed(seed),
+        }
     }
 
     /// What each output row is: per point or per shape, and how it transforms.
@@ -162,5 +213,98 @@ impl Model {
             kind,
             FrameChoice::Learned | FrameChoice::Pca | FrameChoice::Nearest
         )
+    }
+}
+
+/// A `VarMap` backend that initialises each new variable from a ChaCha stream keyed by the
+/// model seed and the variable's name, following candle's `Init` hints exactly.
+struct SeededInit {
+    map: VarMap,
+    seed: u64,
+}
+
+impl SeededInit {
+    fn draw(&self, shape: &candle_core::Shape, name: &str, init: Init) -> Vec<f64> {
+        use rand::{Rng, SeedableRng};
+        use rand_distr::{Distribution, StandardNormal};
+        // FNV-1a of the name: stable across runs and platforms.
+        let key = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ key);
+        let n = shape.elem_count();
+        let normal = |rng: &mut rand_chacha::ChaCha8Rng, mean: f64, std: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let e: f64 = StandardNormal.sample(rng);
+                    mean + std * e
+                })
+                .collect()
+        };
+        let uniform = |rng: &mut rand_chacha::ChaCha8Rng, lo: f64, up: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| lo + (up - lo) * rng.random::<f64>())
+                .collect()
+        };
+        match init {
+            Init::Const(c) => vec![c; n],
+            Init::Randn { mean, stdev } => normal(&mut rng, mean, stdev),
+            Init::Uniform { lo, up } => uniform(&mut rng, lo, up),
+            Init::Kaiming {
+                dist,
+                fan,
+                non_linearity,
+            } => {
+                let std = non_linearity.gain() / (fan.for_shape(shape) as f64).sqrt();
+                match dist {
+                    candle_nn::init::NormalOrUniform::Uniform => {
+                        let b = 3f64.sqrt() * std;
+                        uniform(&mut rng, -b, b)
+                    }
+                    candle_nn::init::NormalOrUniform::Normal => normal(&mut rng, 0.0, std),
+                }
+            }
+        }
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for SeededInit {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        let mut data = self
+            .map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
+        if let Some(var) = data.get(name) {
+            if var.shape() != &s {
+                bail!("shape mismatch on {name}: {s:?} <> {:?}", var.shape());
+            }
+            return Ok(var.as_tensor().clone());
+        }
+        let values = self.draw(&s, name, h);
+        let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
+        let var = candle_core::Var::from_tensor(&t)?;
+        let out = var.as_tensor().clone();
+        data.insert(name.to_string(), var);
+        Ok(out)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
+        bail!("{name}: a model's weights are created with their shapes, not looked up")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.map
+            .data()
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
     }
 }

@@ -53,7 +53,7 @@ struct FeaturePropagation {
 #[derive(Debug)]
 pub struct PointNet2 {
     cfg: PointNet2Config,
-    frames: Box<dyn FrameBuilder>,
+    pub(crate) frames: Box<dyn FrameBuilder>,
     input: InputEmbedding,
     sa: Vec<SetAbstraction>,
     refine: Option<(FrameRefinement, RepAction)>,

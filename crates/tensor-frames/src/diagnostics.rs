@@ -295,7 +295,7 @@ pub fn model_equivariance(
     seed: u64,
     points: usize,
 ) -> Result<EquivarianceResult> {
-    use tf_models::{Batch, HeadConfig, Model, ModelConfig};
+    use tf_models::{Model, ModelConfig};
     if dim < 2 {
         bail!("--dim must be at least 2 (O(1) has no rotations to test), got {dim}");
     }
@@ -316,6 +316,88 @@ pub fn model_equivariance(
     let dev = Device::Cpu;
     let model = Model::new(cfg, dtype, &dev)?;
     reseed_varmap(model.varmap(), seed, 0.3)?;
+    let cloud = |s: u64| -> Result<candle_core::Tensor> {
+        PointCloud::uniform(dim, 2 * points, s).tensor(DType::F64, &dev)? * 0.5
+    };
+    measure_model(&model, preset, &frames, trials, seed, points, &cloud)
+}
+
+/// The equivariance error of a trained model from a checkpoint (a run directory, checkpoint
+/// directory or weights file), run in `dtype` on pairs of held-out synthetic shapes of
+/// `points` points (the 3D set for d = 3, the hypersurfaces otherwise).
+pub fn checkpoint_equivariance(
+    path: &std::path::Path,
+    dtype: DType,
+    trials: usize,
+    seed: u64,
+    points: usize,
+) -> Result<EquivarianceResult> {
+    use tf_datasets::{Split, Synthetic, SyntheticNd};
+    if trials == 0 || points < 8 {
+        bail!("need at least one trial and eight points per shape");
+    }
+    let model =
+        tf_train::load_model(path, dtype).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let dim = model.config().d();
+    let frames = format!("{:?}", model.config().frames().kind).to_lowercase();
+    let dev = Device::Cpu;
+    let cloud = |s: u64| -> Result<candle_core::Tensor> {
+        let shapes: Vec<tf_datasets::Shape> = (0..2)
+            .map(|k| {
+                let i = (2 * s as usize + k) % 30;
+                if dim == 3 {
+                    Synthetic {
+                        shapes_per_class: 3,
+                        points,
+                        noise: 0.0,
+                        seed,
+                    }
+                    .shape(Split::Test, i)
+                } else {
+                    SyntheticNd {
+                        d: dim,
+                        shapes_per_class: 10,
+                        points,
+                        seed,
+                    }
+                    .shape(Split::Test, i)
+                }
+            })
+            .collect();
+        let flat: Vec<f64> = shapes
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .collect();
+        candle_core::Tensor::from_vec(flat, (2 * points, dim), &dev)
+    };
+    measure_model(
+        &model,
+        &path.display().to_string(),
+        &frames,
+        trials,
+        seed,
+        points,
+        &cloud,
+    )
+}
+
+fn measure_model(
+    model: &tf_models::Model,
+    name: &str,
+    frames: &str,
+    trials: usize,
+    seed: u64,
+    points: usize,
+    cloud: &dyn Fn(u64) -> Result<candle_core::Tensor>,
+) -> Result<EquivarianceResult> {
+    use tf_models::{Batch, HeadConfig};
+    let dev = Device::Cpu;
+    let dim = model.config().d();
+    let dtype = model
+        .varmap()
+        .all_vars()
+        .first()
+        .map_or(DType::F64, |v| v.dtype());
     let out_kind = match model.head() {
         HeadConfig::Normals => Kind::Features(TensorReps::vectors(1)),
         _ => Kind::Invariant,
@@ -325,8 +407,7 @@ pub fn model_equivariance(
     let (mut max_abs, mut max_rel, mut degenerate) = (0.0f64, 0.0f64, 0usize);
     for t in 0..trials {
         let s = seed.wrapping_add(t as u64 + 1);
-        let pos = (PointCloud::uniform(dim, 2 * points, s).tensor(DType::F64, &dev)? * 0.5)?
-            .to_dtype(dtype)?;
+        let pos = cloud(s)?.to_dtype(dtype)?;
         let f = |xs: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
             Ok(vec![
                 model
@@ -348,7 +429,7 @@ pub fn model_equivariance(
         for g in Transform::pair(dim, s) {
             let r = equivariance_error(
                 &[(Kind::Positions, pos.clone())],
-                &[Declared::new(preset, out_kind.clone())],
+                &[Declared::new(name, out_kind.clone())],
                 f,
                 &g,
             )?;
@@ -357,11 +438,11 @@ pub fn model_equivariance(
         }
     }
     Ok(EquivarianceResult {
-        layer: preset.to_string(),
+        layer: name.to_string(),
         dim,
         dtype: if dtype == DType::F32 { "f32" } else { "f64" }.into(),
         trials,
-        frames,
+        frames: frames.to_string(),
         points: 2 * points,
         max_abs_error: max_abs,
         max_rel_error: max_rel,

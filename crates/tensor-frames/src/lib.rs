@@ -35,6 +35,7 @@ pub use tf_graphs as graphs;
 pub use tf_group as group;
 pub use tf_models as models;
 pub use tf_mp as mp;
+pub use tf_train as train;
 
 /// The names most programs need.
 pub mod prelude {

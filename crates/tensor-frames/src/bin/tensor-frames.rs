@@ -36,6 +36,9 @@ enum Command {
     Equivariance(EquivarianceArgs),
     /// Measure every built-in layer in several dimensions and frame builders; write a table.
     EquivarianceTable(TableArgs),
+    /// Train a model (resumes when --out already holds checkpoints of the same run), then
+    /// report test metrics on canonical and randomly rotated/reflected shapes.
+    Train(TrainArgs),
     /// Datasets: write the synthetic set, or inspect a file or folder.
     #[command(subcommand)]
     Data(DataCommand),
@@ -104,6 +107,130 @@ struct TableArgs {
     dims: Vec<usize>,
 }
 
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// Model preset the configuration starts from.
+    #[arg(long, default_value = "pointnet2-normals")]
+    preset: String,
+    /// Dimension of the preset.
+    #[arg(long, default_value_t = 3)]
+    dim: usize,
+    /// TOML file with [model], [train] and [data] sections (overrides the preset).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Run directory: checkpoints, metrics.jsonl, config.json, test.json.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// A ModelNet40-normal folder to train on instead of the configured data.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Points per shape.
+    #[arg(long)]
+    points: Option<usize>,
+    /// Shapes per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Gaussian position noise on training points.
+    #[arg(long)]
+    noise: Option<f64>,
+    /// Stop after this many completed epochs (resume later with the same command).
+    #[arg(long)]
+    stop_after: Option<usize>,
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    use tensor_frames::train::{evaluate, open_data, train, EvalConfig, Run, RunConfig, Session};
+    let base = RunConfig::preset(&a.preset, a.dim)?;
+    let mut flags = serde_json::json!({});
+    let mut set = |section: &str, key: &str, v: serde_json::Value| {
+        flags[section][key] = v;
+    };
+    if let Some(v) = a.epochs {
+        set("train", "epochs", v.into());
+    }
+    if let Some(v) = a.lr {
+        set("train", "lr", v.into());
+    }
+    if let Some(v) = a.seed {
+        set("train", "seed", v.into());
+    }
+    if let Some(v) = a.points {
+        set("train", "points", v.into());
+    }
+    if let Some(v) = a.batch_size {
+        set("train", "batch_size", v.into());
+    }
+    if let Some(v) = a.noise {
+        set("train", "noise", v.into());
+    }
+    let mut cfg = RunConfig::load(base, a.config.as_deref(), flags)?;
+    if let Some(path) = a.data {
+        cfg.data = tensor_frames::train::DataConfig::Modelnet { path };
+        cfg.validate()?;
+    }
+    let splits = open_data(&cfg.data)?;
+    tracing::info!(
+        train = splits.train.0.len(),
+        val = splits.val.0.len(),
+        test = splits.test.0.len(),
+        "data loaded"
+    );
+    let run = Run {
+        dir: a.out.clone(),
+        config: cfg.clone(),
+        train: splits.train.clone(),
+        val: Some(splits.val.clone()),
+    };
+    let outcome = train(
+        &run,
+        Session {
+            stop_after: a.stop_after,
+        },
+    )?;
+    if outcome.history.len() < cfg.train.epochs {
+        println!(
+            "stopped after epoch {} of {}; rerun the same command to resume",
+            outcome.history.len(),
+            cfg.train.epochs
+        );
+        return Ok(());
+    }
+    let canonical = evaluate(
+        &outcome.model,
+        splits.test.clone(),
+        &EvalConfig::from_run(&cfg, false),
+    )?;
+    let rotated = evaluate(
+        &outcome.model,
+        splits.test.clone(),
+        &EvalConfig::from_run(&cfg, true),
+    )?;
+    let report = serde_json::json!({
+        "test_canonical": canonical,
+        "test_rotated": rotated,
+        "epochs": outcome.history.len(),
+        "session_seconds": outcome.seconds,
+        "params": outcome.model.params(),
+    });
+    write_atomic(
+        &a.out.join("test.json"),
+        &serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("test (canonical poses): {canonical:?}");
+    println!("test (random O(d) poses): {rotated:?}");
+    println!("run directory: {}", a.out.display());
+    Ok(())
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Precision {
     F32,
@@ -113,8 +240,12 @@ enum Precision {
 #[derive(clap::Args, Debug)]
 struct EquivarianceArgs {
     /// Layer name (gcn, gcn-scalar, edgeconv, edgeconv-scalar, attention, attention-scalar).
-    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    #[arg(long, required_unless_present_any = ["model", "checkpoint"], conflicts_with_all = ["model", "checkpoint"])]
     layer: Option<String>,
+    /// A trained model (run directory, checkpoint directory or weights file): its error on
+    /// held-out synthetic shapes instead of random clouds.
+    #[arg(long, conflicts_with = "model")]
+    checkpoint: Option<std::path::PathBuf>,
     /// Model preset instead of a layer (pointnet2-normals, dgcnn-classification, ...).
     #[arg(long)]
     model: Option<String>,
@@ -168,6 +299,14 @@ fn equivariance(a: EquivarianceArgs) -> Result<()> {
         Precision::F32 => DType::F32,
         Precision::F64 => DType::F64,
     };
+    if let Some(path) = &a.checkpoint {
+        let points = if a.points == 64 { 512 } else { a.points };
+        let r = tensor_frames::diagnostics::checkpoint_equivariance(
+            path, dtype, a.trials, a.seed, points,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return report(&r, a.json);
+    }
     if let Some(preset) = &a.model {
         if !PRESETS.contains(&preset.as_str()) {
             bail!(
@@ -472,7 +611,16 @@ fn data(cmd: DataCommand) -> Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    // Logs go to stderr; RUST_LOG overrides the default level.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
+        Command::Train(a) => train(a),
         Command::Equivariance(a) => equivariance(a),
         Command::EquivarianceTable(a) => table(a),
         Command::Data(c) => data(c),

@@ -1,0 +1,244 @@
+//! Training configuration: serde structs merged by figment from defaults <- TOML file <-
+//! `TF_`-prefixed environment variables <- command-line overrides, then validated.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use tf_datasets::Augment;
+use tf_models::ModelConfig;
+
+use crate::TrainError;
+
+/// Random transformation of every training shape (the model's own frames are separate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentChoice {
+    /// Canonical poses, as the datasets store them.
+    None,
+    /// Random rotations.
+    Rotate,
+    /// Random rotations and reflections.
+    RotateReflect,
+}
+
+impl From<AugmentChoice> for Augment {
+    fn from(a: AugmentChoice) -> Self {
+        match a {
+            AugmentChoice::None => Augment::None,
+            AugmentChoice::Rotate => Augment::Rotate,
+            AugmentChoice::RotateReflect => Augment::RotateReflect,
+        }
+    }
+}
+
+/// Optimisation and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Shapes per step.
+    pub batch_size: usize,
+    /// Points sampled per shape.
+    pub points: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine schedule, as a fraction of `lr`.
+    pub final_lr_fraction: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f64,
+    /// Gradient clipping by global norm (0 disables it).
+    pub clip_norm: f64,
+    /// Augmentation of the training shapes.
+    pub augment: AugmentChoice,
+    /// Gaussian position noise added to training points, relative to the unit ball.
+    pub noise: f64,
+    /// Seed of weights, batch order, subsets, augmentation and control frames.
+    pub seed: u64,
+    /// Checkpoints kept besides the best one.
+    pub keep_last: usize,
+    /// Show a progress bar (only on a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 8,
+            points: 512,
+            lr: 3e-3,
+            final_lr_fraction: 0.05,
+            warmup_steps: 20,
+            weight_decay: 1e-4,
+            clip_norm: 5.0,
+            augment: AugmentChoice::None,
+            noise: 0.0,
+            seed: 0,
+            keep_last: 2,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Range checks.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.into()));
+        if self.epochs == 0 || self.batch_size == 0 || self.points == 0 {
+            return bad("epochs, batch_size and points must be positive");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr must be positive and finite");
+        }
+        if !(0.0..=1.0).contains(&self.final_lr_fraction) {
+            return bad("final_lr_fraction must lie in [0, 1]");
+        }
+        if !(self.weight_decay >= 0.0 && self.clip_norm >= 0.0 && self.noise >= 0.0) {
+            return bad("weight_decay, clip_norm and noise must be non-negative");
+        }
+        Ok(())
+    }
+}
+
+/// Where shapes come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// The embedded 3D synthetic set (10 classes, exact normals, parts).
+    Synthetic {
+        /// Training shapes per class.
+        train_per_class: usize,
+        /// Test shapes per class (a validation split of the same size is drawn too).
+        test_per_class: usize,
+        /// Points generated per shape.
+        points: usize,
+        /// Dataset seed.
+        seed: u64,
+    },
+    /// Superellipsoid hypersurfaces in any dimension (see `tf_datasets::SyntheticNd`).
+    SyntheticNd {
+        /// Dimension.
+        d: usize,
+        /// Training shapes per class.
+        train_per_class: usize,
+        /// Test shapes per class.
+        test_per_class: usize,
+        /// Points per shape.
+        points: usize,
+        /// Dataset seed.
+        seed: u64,
+    },
+    /// A ModelNet40-normal layout (also what `tensor-frames data convert` writes).
+    Modelnet {
+        /// The dataset root.
+        path: PathBuf,
+    },
+    /// Several sources concatenated split by split (e.g. real shapes plus synthetic ones).
+    Many {
+        /// The sources.
+        sources: Vec<DataConfig>,
+    },
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig::Synthetic {
+            train_per_class: 20,
+            test_per_class: 10,
+            points: 512,
+            seed: 0,
+        }
+    }
+}
+
+/// Everything one training run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The model.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Data.
+    pub data: DataConfig,
+}
+
+impl RunConfig {
+    /// A model preset with default training and data settings.
+    pub fn preset(preset: &str, d: usize) -> Result<Self, TrainError> {
+        Ok(Self {
+            model: ModelConfig::preset(preset, d).map_err(|e| TrainError::Config(e.to_string()))?,
+            train: TrainConfig::default(),
+            data: DataConfig::default(),
+        })
+    }
+
+    /// `base` <- TOML `file` <- `TF_{MODEL,TRAIN,DATA}__*` environment variables (nested keys
+    /// separated by `__`, e.g. `TF_TRAIN__EPOCHS=5`) <- `overrides` (command-line flags, as a
+    /// partial document such as `{"train": {"lr": 0.001}}`), then validated.
+    pub fn load(
+        base: RunConfig,
+        file: Option<&Path>,
+        overrides: serde_json::Value,
+    ) -> Result<Self, TrainError> {
+        let mut fig = Figment::from(Serialized::defaults(base));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(TrainError::Config(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        // Only the three sections: other TF_* variables (e.g. the bench knobs) are not ours.
+        let env = Env::prefixed("TF_")
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                k.starts_with("model__") || k.starts_with("train__") || k.starts_with("data__")
+            })
+            .split("__");
+        let cfg: RunConfig = fig
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Range checks of all sections, and consistency between them.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        self.train.validate()?;
+        check_data(&self.data, self.model.d())
+    }
+}
+
+fn check_data(data: &DataConfig, model_d: usize) -> Result<(), TrainError> {
+    let bad = |m: String| Err(TrainError::Config(m));
+    match data {
+        DataConfig::Synthetic {
+            train_per_class,
+            points,
+            ..
+        } if *train_per_class == 0 || *points == 0 => {
+            bad("synthetic data needs train_per_class > 0 and points > 0".into())
+        }
+        DataConfig::SyntheticNd { d, .. } if *d != model_d => {
+            bad(format!("data dimension {d} != model dimension {model_d}"))
+        }
+        DataConfig::Synthetic { .. } | DataConfig::Modelnet { .. } if model_d != 3 => {
+            bad(format!("this data is 3D but the model has d = {model_d}"))
+        }
+        DataConfig::Many { sources } => sources.iter().try_for_each(|s| check_data(s, model_d)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,159 @@
+//! A run interrupted after any epoch and resumed ends with exactly the metrics and weights of
+//! an uninterrupted run; repeated runs with one seed are identical.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use tf_datasets::{InMemory, Split, Synthetic, SyntheticSplit};
+use tf_train::{train, EpochRecord, Run, RunConfig, Session, TrainError};
+
+fn run(dir: &std::path::Path, preset: &str) -> Run {
+    let data = Synthetic {
+        shapes_per_class: 1,
+        points: 96,
+        noise: 0.0,
+        seed: 5,
+    };
+    let train_set =
+        Arc::new(InMemory::collect(&SyntheticSplit(data.clone(), Split::Train)).unwrap());
+    let val = Arc::new(
+        InMemory::collect(&SyntheticSplit(data, Split::Test))
+            .unwrap()
+            .truncated(4),
+    );
+    let mut config = RunConfig::preset(preset, 3).unwrap();
+    config.train.epochs = 3;
+    config.train.batch_size = 4;
+    config.train.points = 64;
+    config.train.warmup_steps = 2;
+    config.train.noise = 0.01;
+    config.train.keep_last = 2;
+    config.train.progress = false;
+    config.train.seed = 11;
+    Run {
+        dir: dir.to_path_buf(),
+        config,
+        train: train_set,
+        val: Some(val),
+    }
+}
+
+fn without_time(h: &[EpochRecord]) -> Vec<EpochRecord> {
+    h.iter()
+        .cloned()
+        .map(|mut r| {
+            r.seconds = 0.0;
+            r
+        })
+        .collect()
+}
+
+fn weights(model: &tf_models::Model) -> Vec<(String, Vec<f32>)> {
+    let data = model.varmap().data().lock().unwrap();
+    let mut out: Vec<(String, Vec<f32>)> = data
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn killed_then_resumed_run_matches_an_uninterrupted_one() {
+    // Random global frames (the augmentation control) and noise exercise every random stream.
+    let preset = "pointnet2-normals-augmentation";
+    let a_dir = tempfile::tempdir().unwrap();
+    let full = train(&run(a_dir.path(), preset), Session::default()).unwrap();
+    assert_eq!(full.history.len(), 3);
+    assert!(full
+        .history
+        .iter()
+        .all(|r| r.train_loss.is_finite() && r.val["cos"].is_finite()));
+
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = run(b_dir.path(), preset);
+    let first = train(
+        &b,
+        Session {
+            stop_after: Some(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(first.history.len(), 1);
+    let second = train(
+        &b,
+        Session {
+            stop_after: Some(2),
+        },
+    )
+    .unwrap();
+    assert_eq!(second.resumed_from, 1);
+    // A session killed after writing epoch 3's metrics line but before its checkpoint.
+    let metrics = b_dir.path().join("metrics.jsonl");
+    let mut ghost = second.history[1].clone();
+    ghost.epoch = 3;
+    ghost.train_loss = 123.0;
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text.push_str(&serde_json::to_string(&ghost).unwrap());
+    text.push('\n');
+    std::fs::write(&metrics, text).unwrap();
+    // ... and a half-written checkpoint directory.
+    std::fs::create_dir_all(b_dir.path().join("checkpoints/.epoch-0003.tmp")).unwrap();
+
+    let resumed = train(&b, Session::default()).unwrap();
+    assert_eq!(resumed.resumed_from, 2);
+    assert_eq!(without_time(&resumed.history), without_time(&full.history));
+    assert_eq!(weights(&resumed.model), weights(&full.model));
+    let on_disk: Vec<EpochRecord> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(without_time(&on_disk), without_time(&full.history));
+
+    // keep_last = 2, plus best/.
+    let kept: Vec<_> = std::fs::read_dir(b_dir.path().join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("epoch-"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(b_dir.path().join("best/model.safetensors").is_file());
+
+    // A finished run returns at once with its history; the checkpoint loads as a model.
+    let again = train(&b, Session::default()).unwrap();
+    assert_eq!(again.resumed_from, 3);
+    assert_eq!(without_time(&again.history), without_time(&full.history));
+    let loaded = tf_train::load_model(b_dir.path(), candle_core::DType::F32).unwrap();
+    assert_eq!(loaded.params(), full.model.params());
+}
+
+#[test]
+fn fixed_seed_gives_identical_runs_and_a_changed_config_is_refused() {
+    let preset = "pointnet2-normals";
+    let (x, y) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut rx = run(x.path(), preset);
+    rx.config.train.epochs = 1;
+    let mut ry = run(y.path(), preset);
+    ry.config.train.epochs = 1;
+    let hx = train(&rx, Session::default()).unwrap();
+    let hy = train(&ry, Session::default()).unwrap();
+    assert_eq!(without_time(&hx.history), without_time(&hy.history));
+    assert_eq!(weights(&hx.model), weights(&hy.model));
+
+    rx.config.train.lr *= 2.0;
+    match train(&rx, Session::default()) {
+        Err(TrainError::Config(m)) => assert!(m.contains("different configuration"), "{m}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
