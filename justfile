@@ -23,10 +23,32 @@ proptest-long cases="4096":
 bench:
     cargo bench -p tf-benches
 
-# The main job. Today: the measured equivariance table of every built-in layer (d = 2..7),
-# written to papers/tensor-frames/results/. The paper's tables join as their experiments land.
+# The main job: every table of the paper in quick mode (embedded synthetic data, about
+# 15 minutes on 2 cores including the build), written to papers/tensor-frames/results/ with
+# summary.md as the index. Finished training runs are cached in runs/ and reused.
 reproduce:
-    cargo run --release -p tensor-frames -- equivariance-table --out papers/tensor-frames/results
+    cargo run --release -p tf-reproduce -- --quick
+
+# The full protocol (bigger data, longer training, 3 seeds; hours on CPU). Pass a dataset
+# folder to use real data, e.g. `just reproduce-full --data data/modelnet40_normal_resampled`.
+reproduce-full *args:
+    cargo run --release -p tf-reproduce -- --full {{args}}
+
+# One table, e.g. `just table t1-normals` (names: equivariance-models, overhead, t1-normals,
+# t4-ablation, t2-segmentation, t3-classification, f4-data-efficiency, normals-nd).
+table name *args:
+    cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
+
+# Retrain the bundled normal estimator (models/normals) on the offline real shapes plus the
+# synthetic set: needs `just data-real` first; about 45 minutes on 2 cores. Resumable: rerun
+# the same command after an interruption.
+train-normals:
+    cargo run --release -p tensor-frames -- train --config configs/normals-real.toml --out runs/normals-real
+    bash scripts/ship-normals.sh runs/normals-real
+
+# Compare the bundled normal estimator with PCA normals on the held-out real shapes.
+evaluate-normals:
+    cargo run --release -p tensor-frames -- evaluate-normals
 
 # Real meshes through Debian's package manager, converted to the ModelNet40-normal layout at
 # data/real/cgal (idempotent; `bash scripts/data-real.sh [points]` without just).

@@ -43,7 +43,7 @@ pub use batch::{
 pub use error::DataError;
 pub use mesh::{read_mesh, Mesh, MeshNormals};
 pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
-pub use pointset::{read_point_set, Columns};
+pub use pointset::{read_point_set, read_points, Columns};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{Split, Synthetic, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES};

@@ -96,3 +96,68 @@ pub fn read_point_set(path: &Path, columns: Columns, label: u32) -> Result<Shape
         parts: (columns == Columns::NormalsAndPart).then_some(parts),
     })
 }
+
+/// Points of a text file with 3 (`x y z`), 6 (`+ nx ny nz`) or 7 (`+ part`) columns per line,
+/// for inference on a user's own data: returns `(points, normals if the file has them)`.
+/// Every line must have the same number of columns; bad lines are errors naming `file:line`.
+pub fn read_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let (mut points, mut normals) = (Vec::new(), Vec::new());
+    let mut width = None;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.map_err(|e| DataError::io(path, e))?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = t
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if ![3, 6, 7].contains(&fields.len()) {
+            return Err(DataError::parse(
+                path,
+                lineno,
+                format!("expected 3, 6 or 7 values, found {}", fields.len()),
+            ));
+        }
+        if *width.get_or_insert(fields.len()) != fields.len() {
+            return Err(DataError::parse(
+                path,
+                lineno,
+                format!(
+                    "{} values, but earlier lines have {}",
+                    fields.len(),
+                    width.unwrap_or(0)
+                ),
+            ));
+        }
+        for (k, f) in fields.iter().take(6).enumerate() {
+            let v = f.parse::<f64>().map_err(|_| {
+                DataError::parse(
+                    path,
+                    lineno,
+                    format!("value {} ({f:?}) is not a number", k + 1),
+                )
+            })?;
+            if !v.is_finite() {
+                return Err(DataError::parse(
+                    path,
+                    lineno,
+                    format!("value {} is not finite", k + 1),
+                ));
+            }
+            if k < 3 {
+                points.push(v);
+            } else {
+                normals.push(v);
+            }
+        }
+    }
+    if points.is_empty() {
+        return Err(DataError::layout(path, "no points"));
+    }
+    let normals = (!normals.is_empty()).then_some(normals);
+    Ok((points, normals))
+}

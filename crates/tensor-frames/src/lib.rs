@@ -28,6 +28,8 @@
 //! ```
 
 pub mod diagnostics;
+pub mod evaluate;
+pub mod predict;
 
 pub use tf_datasets as datasets;
 pub use tf_frames as frames;

@@ -173,22 +173,7 @@ pub fn load_optimizer(dir: &Path, opt: &mut AdamW, step: usize) -> Result<(), Tr
 /// or else newest checkpoint), or a `.safetensors` file next to a `state.json` or
 /// `model.json` holding its configuration.
 pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
-    let dir = if path.is_dir() {
-        if path.join("state.json").is_file() {
-            path.to_path_buf()
-        } else if path.join("best").join("state.json").is_file() {
-            path.join("best")
-        } else if let Some((dir, _)) = latest(path)? {
-            dir
-        } else {
-            return Err(TrainError::Checkpoint(format!(
-                "{} holds no checkpoint (no state.json, best/ or checkpoints/)",
-                path.display()
-            )));
-        }
-    } else {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    };
+    let dir = resolve(path)?;
     let weights = if path.is_file() {
         path.to_path_buf()
     } else {
@@ -207,4 +192,31 @@ pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
         .load(&weights)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", weights.display())))?;
     Ok(model)
+}
+
+/// The checkpoint directory a path names: itself if it holds `state.json`, a run's `best/` or
+/// newest checkpoint, or the folder of a weights file.
+pub fn resolve(path: &Path) -> Result<PathBuf, TrainError> {
+    if !path.exists() {
+        return Err(TrainError::Checkpoint(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    }
+    Ok(if path.is_dir() {
+        if path.join("state.json").is_file() {
+            path.to_path_buf()
+        } else if path.join("best").join("state.json").is_file() {
+            path.join("best")
+        } else if let Some((dir, _)) = latest(path)? {
+            dir
+        } else {
+            return Err(TrainError::Checkpoint(format!(
+                "{} holds no checkpoint (no state.json, best/ or checkpoints/)",
+                path.display()
+            )));
+        }
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    })
 }

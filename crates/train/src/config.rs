@@ -186,7 +186,7 @@ impl RunConfig {
         file: Option<&Path>,
         overrides: serde_json::Value,
     ) -> Result<Self, TrainError> {
-        let mut fig = Figment::from(Serialized::defaults(base));
+        let mut layers = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(TrainError::Config(format!(
@@ -194,7 +194,7 @@ impl RunConfig {
                     path.display()
                 )));
             }
-            fig = fig.merge(Toml::file(path));
+            layers = layers.merge(Toml::file(path));
         }
         // Only the three sections: other TF_* variables (e.g. the bench knobs) are not ours.
         let env = Env::prefixed("TF_")
@@ -203,11 +203,25 @@ impl RunConfig {
                 k.starts_with("model__") || k.starts_with("train__") || k.starts_with("data__")
             })
             .split("__");
-        let cfg: RunConfig = fig
-            .merge(env)
-            .merge(Serialized::defaults(overrides))
+        let layers = layers.merge(env).merge(Serialized::defaults(overrides));
+        let err = |e: figment::Error| TrainError::Config(e.to_string());
+        let mut base =
+            serde_json::to_value(&base).map_err(|e| TrainError::Config(e.to_string()))?;
+        // Tagged enums do not merge field by field across variants: a layer that names another
+        // kind of data (or model) replaces the section instead of mixing in the default's fields.
+        for (section, tag) in [("data", "kind"), ("model", "model")] {
+            let key = format!("{section}.{tag}");
+            if layers.contains(&key) {
+                let named: String = layers.extract_inner(&key).map_err(err)?;
+                if base[section][tag] != serde_json::Value::String(named.clone()) {
+                    base[section] = serde_json::json!({ tag: named });
+                }
+            }
+        }
+        let cfg: RunConfig = Figment::from(Serialized::defaults(base))
+            .merge(layers)
             .extract()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
+            .map_err(err)?;
         cfg.validate()?;
         Ok(cfg)
     }

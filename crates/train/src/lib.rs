@@ -34,6 +34,7 @@ pub mod checkpoint;
 mod config;
 mod data;
 mod optim;
+pub mod plot;
 pub mod task;
 mod trainer;
 
@@ -42,8 +43,8 @@ pub use config::{AugmentChoice, DataConfig, RunConfig, TrainConfig};
 pub use data::{open_data, Splits};
 pub use optim::{AdamW, Schedule};
 pub use trainer::{
-    evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord, EvalConfig, Outcome,
-    Run, Session,
+    draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord,
+    EvalConfig, Outcome, Run, Session,
 };
 
 /// What can go wrong while training.

@@ -306,6 +306,7 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         );
         append_record(&metrics_path, &rec)?;
         history.push(rec);
+        write_curves(&run.dir, &history)?;
         let primary = val.get(primary_name(head)).copied();
         let is_best = match (primary, best) {
             (Some(v), Some((_, b))) => v > b,
@@ -429,4 +430,41 @@ pub fn evaluate(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect())
+}
+
+/// `<run>/curves.svg`: training loss and validation metrics per epoch.
+fn write_curves(dir: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
+    let mut series = vec![(
+        "train loss".to_string(),
+        history
+            .iter()
+            .map(|r| (r.epoch as f64, r.train_loss))
+            .collect::<Vec<_>>(),
+    )];
+    let mut names: Vec<&String> = history.iter().flat_map(|r| r.val.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        series.push((
+            format!("validation {name}"),
+            history
+                .iter()
+                .filter_map(|r| r.val.get(name).map(|v| (r.epoch as f64, *v)))
+                .collect(),
+        ));
+    }
+    crate::plot::curves_svg(&dir.join("curves.svg"), "training curves", "value", &series)
+}
+
+/// Redraws `<run>/curves.svg` from `<run>/metrics.jsonl`; returns the figure's path.
+pub fn draw_curves(dir: &Path) -> Result<PathBuf, TrainError> {
+    let history = read_history(&dir.join("metrics.jsonl"), usize::MAX)?;
+    if history.is_empty() {
+        return Err(TrainError::Io(format!(
+            "{}: no metrics.jsonl records",
+            dir.display()
+        )));
+    }
+    write_curves(dir, &history)?;
+    Ok(dir.join("curves.svg"))
 }

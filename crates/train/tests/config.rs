@@ -58,3 +58,20 @@ fn layers_merge_in_order_and_bad_configs_are_refused() {
         DataConfig::Synthetic { .. }
     ));
 }
+
+#[test]
+fn another_data_kind_replaces_the_default_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(
+        &file,
+        "[data]\nkind = \"many\"\n[[data.sources]]\nkind = \"modelnet\"\npath = \"x\"\n[[data.sources]]\nkind = \"synthetic\"\ntrain_per_class = 2\ntest_per_class = 1\npoints = 64\nseed = 0\n",
+    )
+    .unwrap();
+    let base = RunConfig::preset("pointnet2-normals", 3).unwrap();
+    let cfg = RunConfig::load(base, Some(&file), serde_json::json!({})).unwrap();
+    match cfg.data {
+        DataConfig::Many { sources } => assert_eq!(sources.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,107 @@
+//! Classical PCA normal estimation, the non-learned reference of the normal experiments.
+//!
+//! Per point: the covariance of its `k` nearest neighbours (itself included), centred at their
+//! mean; the normal is the eigenvector of the smallest eigenvalue. PCA cannot tell inside from
+//! outside, so an orientation heuristic is applied: the normal points away from the cloud's
+//! centroid (right on convex shapes, wrong in concavities). Mean |cos| is therefore the fair
+//! comparison with PCA; oriented cos measures the heuristic too.
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+use nalgebra::{DMatrix, SymmetricEigen};
+use tf_graphs::knn_graph;
+
+/// PCA normals of one cloud `points (n * d)`, oriented away from the centroid.
+pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
+    if d == 0 || points.len() % d != 0 {
+        bail!("points must be n x d with d >= 1");
+    }
+    let n = points.len() / d;
+    if n < d || k < d - 1 {
+        bail!(
+            "PCA normals need at least d = {d} points and k >= d - 1 neighbours (n = {n}, k = {k})"
+        );
+    }
+    if points.iter().any(|v| !v.is_finite()) {
+        bail!("PCA normals: non-finite coordinates");
+    }
+    let pos = Tensor::from_slice(points, (n, d), &Device::Cpu)?;
+    let edges = knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
+    let src = edges.get(0)?.to_vec1::<u32>()?;
+    let dst = edges.get(1)?.to_vec1::<u32>()?;
+    let mut neigh: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    for (s, t) in src.iter().zip(&dst) {
+        neigh[*t as usize].push(*s as usize);
+    }
+    let mut centroid = vec![0.0; d];
+    for p in points.chunks(d) {
+        centroid
+            .iter_mut()
+            .zip(p)
+            .for_each(|(c, x)| *c += x / n as f64);
+    }
+    let mut out = vec![0.0; n * d];
+    for (i, nb) in neigh.iter().enumerate() {
+        let mut mean = vec![0.0; d];
+        for &j in nb {
+            for a in 0..d {
+                mean[a] += points[j * d + a] / nb.len() as f64;
+            }
+        }
+        let mut c = DMatrix::<f64>::zeros(d, d);
+        for &j in nb {
+            for a in 0..d {
+                for b in 0..d {
+                    c[(a, b)] += (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
+                }
+            }
+        }
+        let eig = SymmetricEigen::new(c);
+        let (min, _) =
+            eig.eigenvalues
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |acc, (idx, &v)| if v < acc.1 { (idx, v) } else { acc },
+                );
+        let v = eig.eigenvectors.column(min);
+        let outward: f64 = (0..d)
+            .map(|a| v[a] * (points[i * d + a] - centroid[a]))
+            .sum();
+        let sign = if outward < 0.0 { -1.0 } else { 1.0 };
+        for a in 0..d {
+            out[i * d + a] = sign * v[a];
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sphere_normals_are_radial_and_outward() {
+        // A Fibonacci sphere: PCA normals match the exact ones closely.
+        let n = 400;
+        let mut pts = Vec::new();
+        for i in 0..n {
+            let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
+            let r = (1.0 - z * z).sqrt();
+            let phi = i as f64 * 2.399_963_229_728_653;
+            pts.extend([r * phi.cos(), r * phi.sin(), z]);
+        }
+        let nrm = pca_normals(&pts, 3, 12).unwrap();
+        let mean_cos: f64 = pts
+            .chunks(3)
+            .zip(nrm.chunks(3))
+            .map(|(p, m)| p.iter().zip(m).map(|(a, b)| a * b).sum::<f64>())
+            .sum::<f64>()
+            / n as f64;
+        assert!(mean_cos > 0.99, "{mean_cos}");
+        assert!(pca_normals(&pts[..3], 3, 12).is_err());
+        let mut bad = pts.clone();
+        bad[5] = f64::NAN;
+        assert!(pca_normals(&bad, 3, 12).is_err());
+    }
+}

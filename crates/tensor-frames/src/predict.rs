@@ -1,0 +1,257 @@
+//! Inference on a user's own point cloud of any size, position and scale.
+//!
+//! The cloud is centred at its centroid and scaled into the unit ball (as the training shapes
+//! were), then its points are dealt at random into groups of about the training size; each
+//! group is a uniform subsample of the whole shape, exactly what the model saw in training, so
+//! every point gets a prediction from a model input at the training density. Groups run `batch` at a time, which
+//! bounds memory for clouds of any size. Normals do not depend on translation and scale, so
+//! they need no mapping back; positions are written as read.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tf_models::{Batch, HeadConfig, Model};
+
+/// What [`predict`] returns per point (and per shape for classification).
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Unit normals, `n * d`.
+    Normals(Vec<f64>),
+    /// Part label per point.
+    Parts(Vec<u32>),
+    /// One class for the whole cloud (mean logits over groups).
+    Class(u32),
+}
+
+/// Options of [`predict`].
+#[derive(Debug, Clone, Copy)]
+pub struct PredictOptions {
+    /// Points per group (0: the checkpoint's training size).
+    pub group: usize,
+    /// Groups per forward pass.
+    pub batch: usize,
+    /// Seed of the random grouping.
+    pub seed: u64,
+    /// Independent random groupings whose predictions are averaged (test-time ensemble).
+    pub passes: usize,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            group: 0,
+            batch: 8,
+            seed: 0,
+            passes: 1,
+        }
+    }
+}
+
+/// Centroid and largest distance from it: the training normalisation (`Shape::normalize`),
+/// and equivariant, so rotating the input rotates the output exactly.
+fn frame_of(points: &[f64], d: usize) -> (Vec<f64>, f64) {
+    let n = (points.len() / d) as f64;
+    let mut c = vec![0.0; d];
+    for p in points.chunks(d) {
+        c.iter_mut().zip(p).for_each(|(a, x)| *a += x / n);
+    }
+    let r = points
+        .chunks(d)
+        .map(|p| p.iter().zip(&c).map(|(x, m)| (x - m).powi(2)).sum::<f64>())
+        .fold(0.0, f64::max)
+        .sqrt();
+    (c, r)
+}
+
+/// Predicts for every point of `points (n * d)`; returns the output and points per second.
+pub fn predict(
+    model: &Model,
+    points: &[f64],
+    group: usize,
+    opts: &PredictOptions,
+) -> Result<(Output, f64)> {
+    let d = model.config().d();
+    if points.is_empty() || points.len() % d != 0 {
+        bail!("expected n x {d} coordinates, got {} numbers", points.len());
+    }
+    if points.iter().any(|v| !v.is_finite()) {
+        bail!("the cloud has NaN or infinite coordinates");
+    }
+    let n = points.len() / d;
+    if n < 8 {
+        bail!("need at least 8 points, got {n}");
+    }
+    let (c, r) = frame_of(points, d);
+    let extent = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    if r <= 1e-9 * extent {
+        bail!("all points coincide: no shape to estimate normals of");
+    }
+    let unit: Vec<f32> = points
+        .chunks(d)
+        .flat_map(|p| {
+            p.iter()
+                .zip(&c)
+                .map(|(x, m)| ((x - m) / r) as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let group = if opts.group > 0 {
+        opts.group
+    } else {
+        group.max(8)
+    };
+    let groups = n.div_ceil(group);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let orders: Vec<Vec<usize>> = (0..opts.passes.max(1))
+        .map(|_| {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            order
+        })
+        .collect();
+    let chunks: Vec<&[usize]> = orders
+        .iter()
+        .flat_map(|order| (0..groups).map(move |g| &order[g * n / groups..(g + 1) * n / groups]))
+        .collect();
+    let head = model.head();
+    let width = match head {
+        HeadConfig::Normals => d,
+        HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => classes,
+    };
+    let mut per_point = vec![0f32; n * width];
+    let mut class_logits = vec![0f64; width];
+    let start = Instant::now();
+    for batch in chunks.chunks(opts.batch.max(1)) {
+        let mut pos = Vec::new();
+        let mut owner = Vec::new();
+        for (g, idx) in batch.iter().enumerate() {
+            for &i in idx.iter() {
+                pos.extend_from_slice(&unit[i * d..(i + 1) * d]);
+                owner.push(g as u32);
+            }
+        }
+        let m = owner.len();
+        let pos = Tensor::from_vec(pos, (m, d), &Device::Cpu)?;
+        let owner = Tensor::from_vec(owner, m, &Device::Cpu)?;
+        let dtype = model
+            .varmap()
+            .all_vars()
+            .first()
+            .map_or(DType::F32, |v| v.dtype());
+        let pred = model.forward(&Batch {
+            pos: &pos.to_dtype(dtype)?,
+            batch: Some(&owner),
+            features: None,
+        })?;
+        let values = pred
+            .values
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        match head {
+            HeadConfig::Classification { .. } => {
+                for row in values.chunks(width) {
+                    for (a, v) in class_logits.iter_mut().zip(row) {
+                        *a += *v as f64;
+                    }
+                }
+            }
+            _ => {
+                let mut k = 0;
+                for idx in batch.iter() {
+                    for &i in idx.iter() {
+                        // Unit vectors (normals) or logits: averaged over passes.
+                        let v = &values[k * width..(k + 1) * width];
+                        let scale = if head == HeadConfig::Normals {
+                            1.0 / v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12)
+                        } else {
+                            1.0
+                        };
+                        for (a, x) in per_point[i * width..(i + 1) * width].iter_mut().zip(v) {
+                            *a += x * scale;
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    let argmax = |v: &[f32]| -> u32 {
+        v.iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            )
+            .0 as u32
+    };
+    let out = match head {
+        HeadConfig::Normals => Output::Normals(
+            per_point
+                .chunks(d)
+                .flat_map(|v| {
+                    let len = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+                    v.iter()
+                        .map(move |x| if len > 0.0 { *x as f64 / len } else { 0.0 })
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        ),
+        HeadConfig::Segmentation { .. } => {
+            Output::Parts(per_point.chunks(width).map(argmax).collect())
+        }
+        HeadConfig::Classification { .. } => {
+            let l: Vec<f32> = class_logits.iter().map(|v| *v as f32).collect();
+            Output::Class(argmax(&l))
+        }
+    };
+    Ok((out, rate))
+}
+
+/// The bundled normal estimator: `models/normals` under the current directory, else in the
+/// source tree this binary was built from.
+pub fn bundled_model() -> Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("models/normals"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/normals"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.join("model.safetensors").is_file())
+        .cloned()
+        .context(
+            "the bundled model (models/normals/model.safetensors) was not found; pass --checkpoint",
+        )
+}
+
+/// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points) or of a
+/// point-set text file (3, 6 or 7 columns); returns `(points, reference normals if known)`.
+pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    let mesh = [".off", ".obj", ".stl", ".ply", ".wrl"]
+        .iter()
+        .any(|e| name.ends_with(e));
+    if mesh {
+        let m = tf_datasets::read_mesh(path)?;
+        match sample {
+            Some(k) => {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+                let s = m.sample(k, tf_datasets::MeshNormals::Face, 0.0, 0, &mut rng)?;
+                Ok((s.points, Some(s.normals)))
+            }
+            None => Ok((m.vertices.iter().flatten().copied().collect(), None)),
+        }
+    } else {
+        Ok(tf_datasets::read_points(path)?)
+    }
+}

@@ -1,0 +1,93 @@
+//! The bundled normal estimator: loads on a fresh clone, rotating or reflecting the input
+//! rotates the predicted normals (f32 tolerance), and bad inputs are clean errors.
+#![allow(clippy::unwrap_used)]
+
+use rand::SeedableRng;
+use tensor_frames::datasets::{Split, Synthetic};
+use tensor_frames::predict::{bundled_model, predict, read_input, Output, PredictOptions};
+use tf_group::orthogonal::haar_orthogonal_host;
+
+fn normals(out: Output) -> Vec<f64> {
+    match out {
+        Output::Normals(n) => n,
+        other => panic!("expected normals, got {other:?}"),
+    }
+}
+
+#[test]
+fn bundled_model_is_equivariant_and_orients_normals() {
+    let path = bundled_model().expect("models/normals must ship with the repository");
+    let model = tensor_frames::train::load_model(&path, candle_core::DType::F32).unwrap();
+    // 2.5 groups' worth of points, at an odd position and scale.
+    let shape = Synthetic {
+        shapes_per_class: 1,
+        points: 2500,
+        noise: 0.0,
+        seed: 9,
+    }
+    .shape(Split::Test, 1);
+    let pts: Vec<f64> = shape.points.iter().map(|v| 37.0 * v + 5.0).collect();
+    let opts = PredictOptions::default();
+    let (out, rate) = predict(&model, &pts, 1024, &opts).unwrap();
+    assert!(rate > 0.0);
+    let n1 = normals(out);
+    // Oriented agreement with the exact normals (an ellipsoid: easy).
+    let cos: f64 = n1
+        .chunks(3)
+        .zip(shape.normals.chunks(3))
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>())
+        .sum::<f64>()
+        / 2500.0;
+    assert!(cos > 0.8, "mean cos {cos}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..2 {
+        // Both determinant signs over the draws are likely; force one reflection explicitly.
+        let mut q = haar_orthogonal_host(3, &mut rng);
+        if tf_group::orthogonal::det_host(&q, 3) > 0.0 {
+            q.iter_mut().take(3).for_each(|v| *v = -*v);
+        }
+        let apply = |v: &[f64]| -> Vec<f64> {
+            v.chunks(3)
+                .flat_map(|p| {
+                    (0..3)
+                        .map(|r| (0..3).map(|c| q[r * 3 + c] * p[c]).sum::<f64>())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let moved: Vec<f64> = apply(&pts)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v - 2.0 + i as f64 % 3.0)
+            .collect();
+        let n2 = normals(predict(&model, &moved, 1024, &opts).unwrap().0);
+        let expect = apply(&n1);
+        let err = n2
+            .iter()
+            .zip(&expect)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 2e-3, "rotated prediction differs by {err}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_clean_errors() {
+    let model =
+        tensor_frames::train::load_model(&bundled_model().unwrap(), candle_core::DType::F32)
+            .unwrap();
+    let opts = PredictOptions::default();
+    assert!(predict(&model, &[], 1024, &opts).is_err());
+    assert!(predict(&model, &[1.0; 30], 1024, &opts).is_err()); // all points coincide
+    let mut nan = vec![0.5; 60];
+    nan[7] = f64::NAN;
+    assert!(predict(&model, &nan, 1024, &opts).is_err());
+    assert!(predict(&model, &[0.0; 7], 1024, &opts).is_err()); // not n x 3
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.xyz");
+    std::fs::write(&bad, "0 0 0\n1 2\n").unwrap();
+    let e = read_input(&bad, None).unwrap_err().to_string();
+    assert!(e.contains("bad.xyz") && e.contains(":2"), "{e}");
+    std::fs::write(&bad, "0 0 nan\n").unwrap();
+    assert!(read_input(&bad, None).is_err());
+}

@@ -1,0 +1,93 @@
+//! The harness every paper-table experiment shares, so a new table is one small crate.
+//!
+//! An experiment implements [`Experiment`]: a name (the output file stem), the paper's claim,
+//! and `run`, which trains rows through [`Ctx::fit`] (cached, resumable training runs keyed by
+//! their full configuration), evaluates them, and returns a [`Report`]. [`main`] supplies the
+//! command line (`--quick`, `--full`, `--smoke`, `--data`, `--seeds`, `--out`, `--runs`), logs,
+//! timing and the outputs: `<out>/<name>.md`, `<out>/<name>.json` and training curves
+//! `<out>/<name>-curves.svg`.
+//!
+//! ```no_run
+//! use tf_experiments::{Ctx, Experiment, Report};
+//!
+//! struct Hello;
+//! impl Experiment for Hello {
+//!     fn name(&self) -> &'static str { "hello" }
+//!     fn title(&self) -> &'static str { "A table with one row" }
+//!     fn claim(&self) -> &'static str { "Nothing to confirm." }
+//!     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<Report> {
+//!         let mut report = Report::new(&["value"]);
+//!         report.row("one", vec![1.0.into()]);
+//!         report.verdict = format!("ran in {} mode", ctx.mode.name());
+//!         Ok(report)
+//!     }
+//! }
+//! fn main() -> std::process::ExitCode { tf_experiments::main(Hello) }
+//! ```
+
+mod ctx;
+mod report;
+mod variant;
+
+pub use ctx::{pca_metrics, Args, Ctx, Evaluated, Fitted, Mode, Task};
+pub use report::{Cell, Report, Row, Stat};
+pub use tf_train::plot::{curves_svg, loglog_svg, Series};
+pub use variant::{Variant, PAPER_ROWS};
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+/// One paper table (or figure).
+pub trait Experiment {
+    /// File stem of the outputs, e.g. `t1-normals`.
+    fn name(&self) -> &'static str;
+    /// Human title, e.g. "T1: normal regression".
+    fn title(&self) -> &'static str;
+    /// The paper's claim this table tests (never a number we do not have).
+    fn claim(&self) -> &'static str;
+    /// Trains and evaluates; fills the report.
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<Report>;
+}
+
+/// Runs `exp` with arguments from the command line; the binary's `main`.
+pub fn main<E: Experiment>(exp: E) -> ExitCode {
+    init_logs();
+    let args = Args::parse();
+    match run(&exp, &args) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise (idempotent).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one experiment with parsed arguments and writes its outputs; returns the report.
+pub fn run(exp: &dyn Experiment, args: &Args) -> anyhow::Result<Report> {
+    let start = Instant::now();
+    let mut ctx = Ctx::new(args, exp.name())?;
+    tracing::info!(experiment = exp.name(), mode = ctx.mode.name(), "start");
+    let mut report = exp.run(&mut ctx)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    report.finish(exp, &ctx)?;
+    tracing::info!(
+        experiment = exp.name(),
+        seconds = report.seconds,
+        out = %ctx.out.display(),
+        "done"
+    );
+    Ok(report)
+}

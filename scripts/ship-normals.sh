@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Copies the best checkpoint of a normals training run into models/normals (the bundled model):
+# weights, state.json (model and training configuration), and the run's metrics and curves.
+# The model card (models/normals/MODEL_CARD.md) is written by hand from these.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run="${1:-runs/normals-real}"
+src="$run/best"
+[ -f "$src/model.safetensors" ] || { echo "no best checkpoint in $run" >&2; exit 1; }
+mkdir -p models/normals
+cp "$src/model.safetensors" models/normals/model.safetensors.tmp
+mv models/normals/model.safetensors.tmp models/normals/model.safetensors
+cp "$src/state.json" models/normals/state.json
+cp "$run/metrics.jsonl" models/normals/metrics.jsonl
+[ -f "$run/curves.svg" ] && cp "$run/curves.svg" models/normals/curves.svg
+ls -la models/normals
