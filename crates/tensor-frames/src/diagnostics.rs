@@ -270,19 +270,8 @@ pub fn equivariance_markdown(rows: &[EquivarianceResult], command: &str, seconds
     s
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same folder, then a rename,
-/// so an interrupted run never leaves a half-written result.
-pub fn write_atomic(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
-}
+/// Atomic text writes (temporary file, then rename), shared with training.
+pub use tf_train::write_atomic;
 
 /// Equivariance error of a built-in model preset (see [`tf_models::PRESETS`]) on two random
 /// shapes of `points` points in `[-0.5, 0.5]^d`: normals must rotate with the input, logits

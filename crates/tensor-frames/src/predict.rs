@@ -124,6 +124,11 @@ pub fn predict(
     };
     let mut per_point = vec![0f32; n * width];
     let mut class_logits = vec![0f64; width];
+    let dtype = model
+        .varmap()
+        .all_vars()
+        .first()
+        .map_or(DType::F32, |v| v.dtype());
     let start = Instant::now();
     for batch in chunks.chunks(opts.batch.max(1)) {
         let mut pos = Vec::new();
@@ -137,11 +142,6 @@ pub fn predict(
         let m = owner.len();
         let pos = Tensor::from_vec(pos, (m, d), &Device::Cpu)?;
         let owner = Tensor::from_vec(owner, m, &Device::Cpu)?;
-        let dtype = model
-            .varmap()
-            .all_vars()
-            .first()
-            .map_or(DType::F32, |v| v.dtype());
         let pred = model.forward(&Batch {
             pos: &pos.to_dtype(dtype)?,
             batch: Some(&owner),

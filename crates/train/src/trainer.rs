@@ -122,8 +122,13 @@ fn read_history(path: &Path, upto: usize) -> Result<Vec<EpochRecord>, TrainError
     Ok(out)
 }
 
-/// Writes `text` to `path` atomically (temporary file in the same folder, then rename).
+/// Writes `text` to `path` atomically (temporary file in the same folder, then rename),
+/// creating the folder if needed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TrainError::Io(format!("{}: {e}", dir.display())))?;
+    }
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")

@@ -91,3 +91,36 @@ pub fn run(exp: &dyn Experiment, args: &Args) -> anyhow::Result<Report> {
     );
     Ok(report)
 }
+
+/// Runs an experiment binary with `--smoke` into a temporary folder and checks its outputs:
+/// the JSON table says smoke mode and has `rows` rows, the Markdown states the claim. Returns
+/// the JSON (and keeps the folder alive while the caller inspects it). Every experiment
+/// crate's `tests/smoke.rs` calls this, so `cargo test` runs every binary end to end.
+pub fn smoke_test(
+    binary: &str,
+    name: &str,
+    rows: usize,
+) -> anyhow::Result<(serde_json::Value, tempfile::TempDir)> {
+    use anyhow::{ensure, Context};
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("results");
+    let status = std::process::Command::new(binary)
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .arg("--runs")
+        .arg(dir.path().join("runs"))
+        .status()
+        .with_context(|| format!("running {binary}"))?;
+    ensure!(status.success(), "{binary} --smoke failed: {status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("{name}.json")))?)?;
+    ensure!(json["mode"] == "smoke", "mode is {}", json["mode"]);
+    let n = json["report"]["rows"].as_array().map_or(0, Vec::len);
+    ensure!(n == rows, "{n} rows, expected {rows}");
+    let md = std::fs::read_to_string(out.join(format!("{name}.md")))?;
+    ensure!(
+        md.contains("Paper's claim") && md.contains("Mode: smoke"),
+        "incomplete {name}.md"
+    );
+    Ok((json, dir))
+}

@@ -1,23 +1,7 @@
 //! The binary runs end to end in smoke mode and writes its table.
-#![allow(clippy::unwrap_used)]
 
 #[test]
-fn smoke_run_writes_the_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_t2-segmentation"))
-        .args(["--smoke", "--out"])
-        .arg(&out)
-        .arg("--runs")
-        .arg(dir.path().join("runs"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("t2-segmentation.json")).unwrap())
-            .unwrap();
-    assert_eq!(json["mode"], "smoke");
-    assert_eq!(json["report"]["rows"].as_array().unwrap().len(), 5);
-    let md = std::fs::read_to_string(out.join("t2-segmentation.md")).unwrap();
-    assert!(md.contains("Paper's claim") && md.contains("Mode: smoke"));
+fn smoke_run_writes_the_table() -> anyhow::Result<()> {
+    tf_experiments::smoke_test(env!("CARGO_BIN_EXE_t2-segmentation"), "t2-segmentation", 5)?;
+    Ok(())
 }
