@@ -20,6 +20,8 @@ use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use tf_frames::InputFeatures;
 use tf_group::orthogonal::{haar_orthogonal_host, haar_special_orthogonal_host};
 
 use crate::error::DataError;
@@ -55,6 +57,11 @@ pub struct BatchConfig {
     pub shuffle: bool,
     /// Seed of order, subsets and transformations.
     pub seed: u64,
+    /// Standard deviation of Gaussian noise added to every coordinate (after the
+    /// transformation; normals are kept).
+    pub noise: f64,
+    /// Features computed from the whole (transformed, noisy) shape, then subset with the points.
+    pub features: InputFeatures,
 }
 
 /// One batch, ready for a model.
@@ -70,6 +77,8 @@ pub struct Batch {
     pub labels: Tensor,
     /// Part per point `(N,)`, when every shape has parts.
     pub parts: Option<Tensor>,
+    /// Computed input features `(N, features.dim(d))`, when configured.
+    pub features: Option<Tensor>,
 }
 
 /// Builds one batch from `shapes`, using `rng` for subsets and transformations.
@@ -89,8 +98,14 @@ pub fn make_batch(
     if cfg.points == 0 {
         return Err(bad("points per shape must be positive".into()));
     }
-    let (mut pos, mut nrm, mut ids, mut labels, mut parts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pos, mut nrm, mut ids, mut labels, mut parts, mut feats) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     let with_parts = shapes.iter().all(|s| s.parts.is_some());
     for (g, s) in shapes.iter().enumerate() {
         if s.d != d || s.is_empty() {
@@ -128,9 +143,42 @@ pub fn make_batch(
                 None => v.to_vec(),
             }
         };
+        let place = |v: &[f64], rng: &mut ChaCha8Rng| -> Vec<f64> {
+            let mut p = apply(v);
+            for (a, b) in p.iter_mut().zip(&t) {
+                *a += b;
+                if cfg.noise > 0.0 {
+                    let e: f64 = StandardNormal.sample(rng);
+                    *a += cfg.noise * e;
+                }
+            }
+            p
+        };
+        if cfg.features.is_some() {
+            // Features see the whole shape at its full density, as at inference.
+            let mut all = Vec::with_capacity(n * d);
+            for p in s.points.chunks(d) {
+                all.extend(place(p, rng));
+            }
+            let f = cfg
+                .features
+                .compute(&all, d)
+                .map_err(|e| bad(format!("shape {g}: {e}")))?;
+            let w = cfg.features.dim(d);
+            for &i in &idx {
+                pos.extend(all[i * d..(i + 1) * d].iter().map(|v| *v as f32));
+                feats.extend(f[i * w..(i + 1) * w].iter().map(|v| *v as f32));
+            }
+        } else {
+            for &i in &idx {
+                pos.extend(
+                    place(&s.points[i * d..(i + 1) * d], rng)
+                        .iter()
+                        .map(|v| *v as f32),
+                );
+            }
+        }
         for &i in &idx {
-            let p = apply(&s.points[i * d..(i + 1) * d]);
-            pos.extend(p.iter().zip(&t).map(|(a, b)| (a + b) as f32));
             nrm.extend(
                 apply(&s.normals[i * d..(i + 1) * d])
                     .into_iter()
@@ -153,6 +201,12 @@ pub fn make_batch(
         labels: Tensor::from_vec(labels, shapes.len(), &dev).map_err(t)?,
         parts: if with_parts {
             Some(Tensor::from_vec(parts, n, &dev).map_err(t)?)
+        } else {
+            None
+        },
+        features: if cfg.features.is_some() {
+            let w = cfg.features.dim(d);
+            Some(Tensor::from_vec(feats, (n, w), &dev).map_err(t)?)
         } else {
             None
         },

@@ -30,6 +30,7 @@ mod batch;
 mod error;
 mod mesh;
 mod modelnet;
+mod orient;
 mod pointset;
 mod shape;
 mod shapenet;
@@ -43,6 +44,7 @@ pub use batch::{
 pub use error::DataError;
 pub use mesh::{read_mesh, Mesh, MeshNormals};
 pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
+pub use orient::Orientation;
 pub use pointset::{read_point_set, read_points, Columns};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};

@@ -16,6 +16,8 @@ fn cfg(augment: Augment) -> BatchConfig {
         translate: 0.0,
         shuffle: true,
         seed: 9,
+        noise: 0.0,
+        features: Default::default(),
     }
 }
 
@@ -158,4 +160,86 @@ fn loader_errors_reach_the_caller() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Computed features are measured on the whole shape (all its points, after the transformation
+/// and the noise) and then subset with the points; noise moves points and keeps normals.
+#[test]
+fn features_come_from_the_whole_shape_and_noise_moves_points_only() {
+    let mut shape = synthetic().shape(Split::Train, 0); // a sphere: PCA normals are radial
+    shape.points.truncate(3 * 90);
+    shape.normals.truncate(3 * 90);
+    shape.parts = None;
+    let spec = tf_frames::InputFeatures::PcaNormal { k: 10 };
+    let whole = spec.compute(&shape.points, 3).unwrap();
+    let mut c = cfg(Augment::None);
+    c.points = 40;
+    c.features = spec;
+    let b = make_batch(
+        std::slice::from_ref(&shape),
+        &c,
+        &mut ChaCha8Rng::seed_from_u64(5),
+    )
+    .unwrap();
+    let f = b.features.unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!((f.len(), f[0].len()), (40, spec.dim(3)));
+    let pos = b.pos.to_vec2::<f32>().unwrap();
+    let nrm = b.normals.to_vec2::<f32>().unwrap();
+    for (i, p) in pos.iter().enumerate() {
+        // The row of the same point in the whole-shape features.
+        let j = shape
+            .points
+            .chunks(3)
+            .position(|q| q.iter().zip(p).all(|(a, b)| *a as f32 == *b))
+            .unwrap();
+        for (a, b) in f[i].iter().zip(&whole[j * 4..(j + 1) * 4]) {
+            assert!(
+                (a - *b as f32).abs() < 1e-6,
+                "row {i}: {:?} vs whole-shape {j}",
+                f[i]
+            );
+        }
+        // The radial normal is known exactly; the PCA normal agrees with it.
+        let cos: f32 = f[i][1..].iter().zip(&nrm[i]).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.8, "row {i}: PCA normal vs exact {cos}");
+    }
+    // Features of a 40-point subset alone would differ: the subset is sparser.
+    let sparse = spec
+        .compute(
+            &pos.iter().flatten().map(|v| *v as f64).collect::<Vec<_>>(),
+            3,
+        )
+        .unwrap();
+    assert!(sparse
+        .iter()
+        .zip(f.iter().flatten())
+        .any(|(a, b)| (*a as f32 - b).abs() > 1e-3));
+    // Noise: positions move, normals do not.
+    let mut noisy = cfg(Augment::None);
+    noisy.noise = 0.05;
+    let a = make_batch(
+        std::slice::from_ref(&shape),
+        &cfg(Augment::None),
+        &mut ChaCha8Rng::seed_from_u64(6),
+    )
+    .unwrap();
+    let n = make_batch(
+        std::slice::from_ref(&shape),
+        &noisy,
+        &mut ChaCha8Rng::seed_from_u64(6),
+    )
+    .unwrap();
+    let moved = (&a.pos - &n.pos)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(moved > 0.01, "noise moved points by at most {moved}");
+    assert_eq!(
+        a.normals.to_vec2::<f32>().unwrap(),
+        n.normals.to_vec2::<f32>().unwrap()
+    );
 }

@@ -4,8 +4,10 @@
 //!
 //! Composed from candle ops this evaluates a dozen elementwise kernels over `(E, hidden)`
 //! tensors and keeps them all for the backward pass; with 262k edges it was the entire cost of
-//! TF-PointNet++ over plain PointNet++ (see the README). Here one pass per edge computes the
-//! message, and the backward recomputes the hidden layer instead of storing it.
+//! TF-PointNet++ over plain PointNet++ (see the README). Here the edges go in fixed chunks, each
+//! layer of a chunk is one matrix product (SIMD kernels), nothing of size `(E, hidden)` outlives
+//! its chunk, and the backward recomputes the hidden layer instead of storing it. The math runs
+//! in the tensors' own dtype (f32 products and exponentials cost half of f64 ones).
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
@@ -18,12 +20,54 @@
 
 use std::sync::Arc;
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, WithDType};
+use nalgebra::{DMatrix, DMatrixView, RealField};
 use rayon::prelude::*;
 use tf_group::small_matmul::slice;
 
-/// Edges per parallel chunk of the backward pass (fixed, so sums do not depend on threads).
+/// Edges per parallel chunk (fixed, so sums do not depend on the number of threads).
 const CHUNK: usize = 2048;
+
+/// The float types the kernel computes in.
+trait Real: RealField + Copy + WithDType {
+    /// `1 / (1 + exp(-z))`.
+    fn sigmoid(z: Self) -> Self;
+}
+
+impl Real for f32 {
+    fn sigmoid(z: f32) -> f32 {
+        1.0 / (1.0 + exp_f32(-z))
+    }
+}
+
+impl Real for f64 {
+    fn sigmoid(z: f64) -> f64 {
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// `exp(x)` in f32 to about 2 ulp, branch-free so that loops over it vectorise (libm's `expf`
+/// is a call per element, and was the largest single cost of the edge network): `2^n e^r` with
+/// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`.
+#[inline]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest by the 1.5 * 2^23 trick (no libm call).
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeMlp {
@@ -53,161 +97,209 @@ pub(crate) fn edge_mlp(op: EdgeMlp, packed: &Tensor, edges: &Tensor) -> Result<T
     packed.contiguous()?.apply_op2(&edges.contiguous()?, op)
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
+/// The weights as matrices (nalgebra hands products of this size to matrixmultiply's SIMD
+/// kernels).
+struct Mats<F: Real> {
+    w1: DMatrix<F>,
+    w1t: DMatrix<F>,
+    b1: Vec<F>,
+    /// `W2 (d, H)` row-major.
+    w2_rows: Vec<F>,
+    b2: Vec<F>,
 }
 
 impl EdgeMlp {
-    /// Splits the packed weights into `(W1, b1, W2, b2)`.
-    fn weights<'a>(&self, p: &'a [f64]) -> (&'a [f64], &'a [f64], &'a [f64], &'a [f64]) {
+    /// Splits the packed weights `[W1 (H, I), b1, W2 (d, H), b2]` into matrices.
+    fn mats<F: Real>(&self, p: &[F]) -> Mats<F> {
         let (h, i, d) = (self.hidden, self.input, self.d);
         let (w1, rest) = p.split_at(h * i);
         let (b1, rest) = rest.split_at(h);
         let (w2, b2) = rest.split_at(d * h);
-        (w1, b1, w2, b2)
+        let w1 = DMatrix::from_row_slice(h, i, w1);
+        Mats {
+            w1t: w1.transpose(),
+            w1,
+            b1: b1.to_vec(),
+            w2_rows: w2.to_vec(),
+            b2: b2.to_vec(),
+        }
     }
 
-    /// `W1^T` (I, H) row-major: the per-edge layer then runs as axpy loops over contiguous
-    /// rows, which vectorise (dot-product reductions do not, under strict float semantics).
-    fn w1_t(&self, p: &[f64]) -> Vec<f64> {
-        let (w1, _, _, _) = self.weights(p);
-        let (h, inp) = (self.hidden, self.input);
-        let mut t = vec![0.0; inp * h];
-        for j in 0..h {
-            for i in 0..inp {
-                t[i * h + j] = w1[j * inp + i];
+    /// The two layers of one chunk of edge rows, as matrices with one column per edge:
+    /// `(z, sig, s, w)` = pre-activations, `sigmoid(z)`, activations `z sigmoid(z)` (all
+    /// `(H, c)`) and outputs `(d, c)`.
+    #[allow(clippy::type_complexity)]
+    fn layers<F: Real>(
+        &self,
+        m: &Mats<F>,
+        rows: &[F],
+    ) -> (DMatrix<F>, DMatrix<F>, DMatrix<F>, DMatrix<F>) {
+        let (d, h, width) = (self.d, self.hidden, self.input + 1 + self.d);
+        let c = rows.len() / width;
+        // The MLP inputs are the first `input` numbers of each edge row: a strided view.
+        let xt = DMatrixView::from_slice_with_strides(rows, self.input, c, 1, width);
+        let mut z = &m.w1 * xt;
+        for col in z.as_mut_slice().chunks_exact_mut(h) {
+            col.iter_mut().zip(&m.b1).for_each(|(v, b)| *v += *b);
+        }
+        // Over flat slices (nalgebra's element-wise map indexes per element and does not
+        // vectorise).
+        let mut sig = DMatrix::<F>::zeros(h, c);
+        let mut s = DMatrix::<F>::zeros(h, c);
+        for ((g, a), &v) in sig
+            .as_mut_slice()
+            .iter_mut()
+            .zip(s.as_mut_slice())
+            .zip(z.as_slice())
+        {
+            *g = F::sigmoid(v);
+            *a = v * *g;
+        }
+        // d <= 5 rows: nalgebra would take its generic (slow) product; per-column dot products
+        // over the contiguous columns of `s` instead.
+        let mut w = DMatrix::<F>::zeros(d, c);
+        for (mut wcol, scol) in w.column_iter_mut().zip(s.as_slice().chunks_exact(h)) {
+            for k in 0..d {
+                let row = &m.w2_rows[k * h..(k + 1) * h];
+                wcol[k] = row
+                    .iter()
+                    .zip(scol)
+                    .fold(m.b2[k], |acc, (a, b)| acc + *a * *b);
             }
         }
-        t
+        (z, sig, s, w)
     }
 
-    /// Hidden pre-activations `z`, activations `s = silu(z)` and outputs `w` for one edge.
-    fn edge(&self, p: &[f64], w1t: &[f64], x: &[f64], z: &mut [f64], s: &mut [f64], w: &mut [f64]) {
-        let (_, b1, w2, b2) = self.weights(p);
-        let h = self.hidden;
-        z.copy_from_slice(b1);
-        for (i, &xi) in x.iter().enumerate() {
-            for (zj, &wij) in z.iter_mut().zip(&w1t[i * h..(i + 1) * h]) {
-                *zj += wij * xi;
-            }
-        }
-        for (sj, &zj) in s.iter_mut().zip(z.iter()) {
-            *sj = zj * sigmoid(zj);
-        }
-        for k in 0..self.d {
-            let row = &w2[k * h..(k + 1) * h];
-            w[k] = b2[k] + row.iter().zip(s.iter()).map(|(a, b)| a * b).sum::<f64>();
-        }
-    }
-
-    fn forward(&self, p: &[f64], edges: &[f64]) -> Vec<f64> {
+    fn forward<F: Real>(&self, p: &[F], edges: &[F]) -> Vec<F> {
         let (d, width) = (self.d, self.input + 1 + self.d);
-        // Per-edge messages in parallel (scratch reused per task), then a sequential scatter in
-        // edge order: deterministic.
-        let w1t = self.w1_t(p);
-        let mut msgs = vec![0.0; self.dst.len() * d * d];
-        msgs.par_chunks_mut(d * d)
-            .zip(edges.par_chunks(width))
-            .with_min_len(256)
-            .for_each_init(
-                || (vec![0.0; self.hidden], vec![0.0; self.hidden], vec![0.0; d]),
-                |(z, s, w), (m, row)| {
-                    let (x, rest) = row.split_at(self.input);
-                    let (env, unit) = (rest[0], &rest[1..]);
-                    self.edge(p, &w1t, x, z, s, w);
-                    for (k, mk) in m.chunks_exact_mut(d).enumerate() {
-                        let wk = w[k] * env;
-                        mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * u);
+        let m = self.mats(p);
+        // Per-edge messages, chunk by chunk in parallel, then a sequential scatter in edge
+        // order: deterministic.
+        let msgs: Vec<Vec<F>> = edges
+            .par_chunks(width * CHUNK)
+            .map(|rows| {
+                let (_, _, _, w) = self.layers(&m, rows);
+                let mut out = vec![F::zero(); w.ncols() * d * d];
+                for ((mo, row), wcol) in out
+                    .chunks_exact_mut(d * d)
+                    .zip(rows.chunks_exact(width))
+                    .zip(w.column_iter())
+                {
+                    let (env, unit) = (row[self.input], &row[self.input + 1..]);
+                    for (k, mk) in mo.chunks_exact_mut(d).enumerate() {
+                        let wk = wcol[k] * env;
+                        mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
                     }
-                },
-            );
-        let mut out = vec![0.0; self.n * d * d];
-        for (m, &i) in msgs.chunks_exact(d * d).zip(self.dst.iter()) {
+                }
+                out
+            })
+            .collect();
+        let mut out = vec![F::zero(); self.n * d * d];
+        for (m, &i) in msgs
+            .iter()
+            .flat_map(|c| c.chunks_exact(d * d))
+            .zip(self.dst.iter())
+        {
             out[i as usize * d * d..(i as usize + 1) * d * d]
                 .iter_mut()
                 .zip(m)
-                .for_each(|(o, v)| *o += v);
+                .for_each(|(o, v)| *o += *v);
         }
         out
     }
 
     /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`.
-    fn backward(&self, p: &[f64], edges: &[f64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    fn backward<F: Real>(&self, p: &[F], edges: &[F], g: &[F]) -> (Vec<F>, Vec<F>) {
         let (d, h, inp, width) = (self.d, self.hidden, self.input, self.input + 1 + self.d);
-        let (w1, _, w2, _) = self.weights(p);
-        let w1t = self.w1_t(p);
-        let mut gedges = vec![0.0; edges.len()];
-        let partials: Vec<Vec<f64>> = edges
+        let m = self.mats(p);
+        let mut gedges = vec![F::zero(); edges.len()];
+        let partials: Vec<Vec<F>> = edges
             .par_chunks(width * CHUNK)
             .zip(gedges.par_chunks_mut(width * CHUNK))
             .enumerate()
-            .map(|(c, (rows, grows))| {
-                let mut gp = vec![0.0; p.len()];
-                let (mut z, mut s, mut w) = (vec![0.0; h], vec![0.0; h], vec![0.0; d]);
-                let (mut gw, mut gz) = (vec![0.0; d], vec![0.0; h]);
-                for (r, (row, grow)) in rows
+            .map(|(chunk, (rows, grows))| {
+                let c = rows.len() / width;
+                let (z, sig, s, w) = self.layers(&m, rows);
+                // msg[k, a] = w[k] env unit[a]: gradients of w (as a matrix), env and unit.
+                let mut gw = DMatrix::<F>::zeros(d, c);
+                for (e, ((row, grow), mut gcol)) in rows
                     .chunks_exact(width)
                     .zip(grows.chunks_exact_mut(width))
+                    .zip(gw.column_iter_mut())
                     .enumerate()
                 {
-                    let e = c * CHUNK + r;
-                    let (x, rest) = row.split_at(inp);
-                    let (env, unit) = (rest[0], &rest[1..]);
-                    let gi = &g[self.dst[e] as usize * d * d..(self.dst[e] as usize + 1) * d * d];
-                    self.edge(p, &w1t, x, &mut z, &mut s, &mut w);
-                    // msg[k, a] = w[k] env unit[a]
-                    let mut genv = 0.0;
+                    let i = self.dst[chunk * CHUNK + e] as usize;
+                    let gi = &g[i * d * d..(i + 1) * d * d];
+                    let (env, unit) = (row[inp], &row[inp + 1..]);
+                    let mut genv = F::zero();
                     for k in 0..d {
-                        let gk = &gi[k * d..(k + 1) * d];
-                        let gu: f64 = gk.iter().zip(unit).map(|(a, b)| a * b).sum();
-                        gw[k] = env * gu;
-                        genv += w[k] * gu;
+                        let gu = gi[k * d..(k + 1) * d]
+                            .iter()
+                            .zip(unit)
+                            .fold(F::zero(), |acc, (a, b)| acc + *a * *b);
+                        gcol[k] = env * gu;
+                        genv += w[(k, e)] * gu;
                     }
-                    let (gx, grest) = grow.split_at_mut(inp);
-                    grest[0] = genv;
+                    grow[inp] = genv;
                     for a in 0..d {
-                        grest[1 + a] = env * (0..d).map(|k| w[k] * gi[k * d + a]).sum::<f64>();
-                    }
-                    // w = W2 s + b2; s = silu(z); z = W1 x + b1
-                    let (gw1, rest) = gp.split_at_mut(h * inp);
-                    let (gb1, rest) = rest.split_at_mut(h);
-                    let (gw2, gb2) = rest.split_at_mut(d * h);
-                    for k in 0..d {
-                        gb2[k] += gw[k];
-                        for j in 0..h {
-                            gw2[k * h + j] += gw[k] * s[j];
-                        }
-                    }
-                    for j in 0..h {
-                        let gs: f64 = (0..d).map(|k| w2[k * h + j] * gw[k]).sum();
-                        let sg = sigmoid(z[j]);
-                        gz[j] = gs * sg * (1.0 + z[j] * (1.0 - sg));
-                        gb1[j] += gz[j];
-                        for (i, &xi) in x.iter().enumerate() {
-                            gw1[j * inp + i] += gz[j] * xi;
-                        }
-                    }
-                    for (i, gxi) in gx.iter_mut().enumerate() {
-                        *gxi = (0..h).map(|j| w1[j * inp + i] * gz[j]).sum();
+                        grow[inp + 1 + a] =
+                            env * (0..d).fold(F::zero(), |acc, k| acc + w[(k, e)] * gi[k * d + a]);
                     }
                 }
+                // gs = W2^T gw and gW2 = gw s^T as axpys over contiguous rows (d is tiny);
+                // then gz = gs * silu'(z).
+                let mut gz = DMatrix::<F>::zeros(h, c);
+                let mut gw2 = vec![F::zero(); d * h];
+                for (e, ((gzcol, scol), (zcol, sgcol))) in gz
+                    .as_mut_slice()
+                    .chunks_exact_mut(h)
+                    .zip(s.as_slice().chunks_exact(h))
+                    .zip(
+                        z.as_slice()
+                            .chunks_exact(h)
+                            .zip(sig.as_slice().chunks_exact(h)),
+                    )
+                    .enumerate()
+                {
+                    for k in 0..d {
+                        let gk = gw[(k, e)];
+                        let row = &m.w2_rows[k * h..(k + 1) * h];
+                        gzcol.iter_mut().zip(row).for_each(|(o, w)| *o += gk * *w);
+                        gw2[k * h..(k + 1) * h]
+                            .iter_mut()
+                            .zip(scol)
+                            .for_each(|(o, sj)| *o += gk * *sj);
+                    }
+                    for ((g, &zj), &sg) in gzcol.iter_mut().zip(zcol).zip(sgcol) {
+                        *g *= sg * (F::one() + zj * (F::one() - sg));
+                    }
+                }
+                let xt = DMatrixView::from_slice_with_strides(rows, inp, c, 1, width);
+                let gw1 = &gz * xt.transpose();
+                let gx = &m.w1t * &gz;
+                for (grow, gcol) in grows.chunks_exact_mut(width).zip(gx.column_iter()) {
+                    grow[..inp]
+                        .iter_mut()
+                        .zip(gcol.iter())
+                        .for_each(|(o, v)| *o = *v);
+                }
+                // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
+                let mut gp = Vec::with_capacity(p.len());
+                for j in 0..h {
+                    gp.extend((0..inp).map(|i| gw1[(j, i)]));
+                }
+                gp.extend(gz.row_iter().map(|r| r.sum()));
+                gp.extend_from_slice(&gw2);
+                gp.extend(gw.row_iter().map(|r| r.sum()));
                 gp
             })
             .collect();
-        let mut gp = vec![0.0; p.len()];
+        let mut gp = vec![F::zero(); p.len()];
         for part in partials {
             gp.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
         (gp, gedges)
     }
-}
-
-fn to_f64<T: WithDType>(s: &[T]) -> Vec<f64> {
-    s.iter().map(|v| v.to_f64()).collect()
-}
-
-fn from_f64<T: WithDType>(v: Vec<f64>) -> Vec<T> {
-    v.into_iter().map(T::from_f64).collect()
 }
 
 impl CustomOp2 for EdgeMlp {
@@ -224,9 +316,9 @@ impl CustomOp2 for EdgeMlp {
     ) -> Result<(CpuStorage, Shape)> {
         let shape: Shape = (self.n, self.d * self.d).into();
         let out = match (s1, s2) {
-            (CpuStorage::F32(p), CpuStorage::F32(e)) => CpuStorage::F32(from_f64(
-                self.forward(&to_f64(slice(p, l1)?), &to_f64(slice(e, l2)?)),
-            )),
+            (CpuStorage::F32(p), CpuStorage::F32(e)) => {
+                CpuStorage::F32(self.forward(slice(p, l1)?, slice(e, l2)?))
+            }
             (CpuStorage::F64(p), CpuStorage::F64(e)) => {
                 CpuStorage::F64(self.forward(slice(p, l1)?, slice(e, l2)?))
             }
@@ -242,14 +334,61 @@ impl CustomOp2 for EdgeMlp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let f = |t: &Tensor| -> Result<Vec<f64>> {
-            t.to_dtype(candle_core::DType::F64)?
-                .flatten_all()?
-                .to_vec1::<f64>()
+        // Everything is read in place, in the edges' dtype.
+        let dtype = edges.dtype();
+        let (packed, grad, edges_c) = (
+            packed.to_dtype(dtype)?.contiguous()?,
+            grad.to_dtype(dtype)?.contiguous()?,
+            edges.contiguous()?,
+        );
+        let (ps, pl) = packed.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (es, el) = edges_c.storage_and_layout();
+        let (gp, ge) = match (&*ps, &*gs, &*es) {
+            (
+                Storage::Cpu(CpuStorage::F32(p)),
+                Storage::Cpu(CpuStorage::F32(g)),
+                Storage::Cpu(CpuStorage::F32(e)),
+            ) => {
+                let (gp, ge) = self.backward(slice(p, pl)?, slice(e, el)?, slice(g, gl)?);
+                (
+                    Tensor::from_vec(gp, packed.dims(), packed.device())?,
+                    Tensor::from_vec(ge, edges.dims(), edges.device())?,
+                )
+            }
+            (
+                Storage::Cpu(CpuStorage::F64(p)),
+                Storage::Cpu(CpuStorage::F64(g)),
+                Storage::Cpu(CpuStorage::F64(e)),
+            ) => {
+                let (gp, ge) = self.backward(slice(p, pl)?, slice(e, el)?, slice(g, gl)?);
+                (
+                    Tensor::from_vec(gp, packed.dims(), packed.device())?,
+                    Tensor::from_vec(ge, edges.dims(), edges.device())?,
+                )
+            }
+            _ => bail!("edge network: expected f32 or f64 tensors on the CPU"),
         };
-        let (gp, ge) = self.backward(&f(packed)?, &f(edges)?, &f(grad)?);
-        let gp = Tensor::from_vec(gp, packed.dims(), packed.device())?.to_dtype(packed.dtype())?;
-        let ge = Tensor::from_vec(ge, edges.dims(), edges.device())?.to_dtype(edges.dtype())?;
         Ok((Some(gp), Some(ge)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_matches_libm() {
+        let mut worst: f64 = 0.0;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 4.35e-4; // [-87, 87]
+            let (a, b) = (exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 3e-7, "relative error {worst:e}");
+        assert!(exp_f32(-1e30) >= 0.0 && exp_f32(1e30).is_finite());
+        assert!(exp_f32(f32::NAN).is_nan() || exp_f32(f32::NAN).is_finite());
+        assert_eq!(f32::sigmoid(0.0), 0.5);
+        assert!(f32::sigmoid(-200.0) >= 0.0 && f32::sigmoid(200.0) <= 1.0);
     }
 }

@@ -265,7 +265,7 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let g1 = (fused * &wt)
+        let g1 = (&fused * &wt)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -292,5 +292,58 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 7);
+        // The f32 kernel (computed in f32 throughout) agrees with the f64 one to f32 precision,
+        // values and gradients.
+        let vm32 = VarMap::new();
+        let lf32 = LearnedFrames::new(
+            cfg,
+            VarBuilder::from_varmap(&vm32, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let t = v.as_tensor().to_dtype(DType::F32).unwrap();
+            vm32.data().lock().unwrap()[name].set(&t).unwrap();
+        }
+        let to32 =
+            |v: &Var| Var::from_tensor(&v.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+        let (x32, env32, unit32) = (to32(&x), to32(&env), to32(&unit));
+        let fused32 = lf32
+            .learned_vectors(&x32, &env32, &unit32, &dst, n)
+            .unwrap();
+        let wt32 = wt.to_dtype(DType::F32).unwrap();
+        let g32 = (&fused32 * &wt32)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let rel = |a: &Tensor, b: &Tensor| {
+            let a = a.to_dtype(DType::F64).unwrap();
+            let scale = b
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            diff(&a, b) / scale.max(1e-12)
+        };
+        assert!(rel(&fused32, &fused) < 1e-5);
+        let pairs = [(&x32, &x), (&env32, &env), (&unit32, &unit)];
+        for (a, b) in pairs {
+            let e = rel(
+                g32.get(a.as_tensor()).unwrap(),
+                g1.get(b.as_tensor()).unwrap(),
+            );
+            assert!(e < 1e-5, "f32 gradient differs by {e:e}");
+        }
+        for (name, v) in vm32.data().lock().unwrap().iter() {
+            let reference = &vm.data().lock().unwrap()[name];
+            let e = rel(
+                g32.get(v.as_tensor()).unwrap(),
+                g1.get(reference.as_tensor()).unwrap(),
+            );
+            assert!(e < 1e-5, "{name}: f32 gradient differs by {e:e}");
+        }
     }
 }

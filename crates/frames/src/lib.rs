@@ -36,6 +36,7 @@
 mod builder;
 mod controls;
 mod edge_mlp;
+mod features;
 mod geometry;
 mod learned;
 mod local_frames;
@@ -47,10 +48,11 @@ mod refine;
 
 pub use builder::{FrameBuilder, FrameInput};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
+pub use features::InputFeatures;
 pub use learned::{LearnedFrames, LearnedFramesConfig};
 pub use local_frames::{split_edges, LocalFrames};
 pub use nearest::NearestFrames;
-pub use normals::pca_normals;
+pub use normals::{pca_fit, pca_normals};
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;

@@ -12,6 +12,15 @@ use tf_graphs::knn_graph;
 
 /// PCA normals of one cloud `points (n * d)`, oriented away from the centroid.
 pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
+    Ok(pca_fit(points, d, k)?.0)
+}
+
+/// PCA normals (oriented away from the centroid) and surface variation `λ_min / Σλ` per point:
+/// `(n * d, n)`. The variation is 0 on a plane and `1 / d` for an isotropic neighbourhood; a
+/// neighbourhood of coincident points gets a zero normal (the only choice that commutes with
+/// every rotation) and variation `1 / d`.
+pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    use rayon::prelude::*;
     if d == 0 || points.len() % d != 0 {
         bail!("points must be n x d with d >= 1");
     }
@@ -39,41 +48,56 @@ pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
             .zip(p)
             .for_each(|(c, x)| *c += x / n as f64);
     }
-    let mut out = vec![0.0; n * d];
-    for (i, nb) in neigh.iter().enumerate() {
-        let mut mean = vec![0.0; d];
-        for &j in nb {
-            for a in 0..d {
-                mean[a] += points[j * d + a] / nb.len() as f64;
-            }
-        }
-        let mut c = DMatrix::<f64>::zeros(d, d);
-        for &j in nb {
-            for a in 0..d {
-                for b in 0..d {
-                    c[(a, b)] += (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
+    // Scale of the cloud: neighbourhoods whose spread is below round-off of it are degenerate.
+    let scale = points
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-300);
+    let fits: Vec<(Vec<f64>, f64)> =
+        neigh
+            .par_iter()
+            .enumerate()
+            .map(|(i, nb)| {
+                let mut mean = vec![0.0; d];
+                for &j in nb {
+                    for a in 0..d {
+                        mean[a] += points[j * d + a] / nb.len() as f64;
+                    }
                 }
-            }
-        }
-        let eig = SymmetricEigen::new(c);
-        let (min, _) =
-            eig.eigenvalues
-                .iter()
-                .enumerate()
-                .fold(
+                let mut c = DMatrix::<f64>::zeros(d, d);
+                for &j in nb {
+                    for a in 0..d {
+                        for b in 0..d {
+                            c[(a, b)] +=
+                                (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
+                        }
+                    }
+                }
+                let trace = c.trace();
+                if trace <= (1e-12 * scale).powi(2) * nb.len() as f64 {
+                    return (vec![0.0; d], 1.0 / d as f64);
+                }
+                let eig = SymmetricEigen::new(c);
+                let (min, lambda) = eig.eigenvalues.iter().enumerate().fold(
                     (0, f64::INFINITY),
                     |acc, (idx, &v)| if v < acc.1 { (idx, v) } else { acc },
                 );
-        let v = eig.eigenvectors.column(min);
-        let outward: f64 = (0..d)
-            .map(|a| v[a] * (points[i * d + a] - centroid[a]))
-            .sum();
-        let sign = if outward < 0.0 { -1.0 } else { 1.0 };
-        for a in 0..d {
-            out[i * d + a] = sign * v[a];
-        }
+                let v = eig.eigenvectors.column(min);
+                let outward: f64 = (0..d)
+                    .map(|a| v[a] * (points[i * d + a] - centroid[a]))
+                    .sum();
+                let sign = if outward < 0.0 { -1.0 } else { 1.0 };
+                let normal = (0..d).map(|a| sign * v[a]).collect();
+                (normal, (lambda.max(0.0) / trace).min(1.0))
+            })
+            .collect();
+    let mut normals = Vec::with_capacity(n * d);
+    let mut variation = Vec::with_capacity(n);
+    for (nrm, var) in fits {
+        normals.extend(nrm);
+        variation.push(var);
     }
-    Ok(out)
+    Ok((normals, variation))
 }
 
 #[cfg(test)]

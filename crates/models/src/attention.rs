@@ -46,7 +46,7 @@ impl AttentionModel {
                 AttentionConv::new(c, vb.pp(format!("layer.{i}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = Head::new(cfg.head, d, hidden.dim(d), 64, vb.pp("head"))?;
+        let head = Head::new(cfg.head, d, hidden.dim(d), 64, None, vb.pp("head"))?;
         Ok(Self {
             cfg,
             frames,

@@ -175,8 +175,15 @@ impl PointConv {
 /// The output layer of each head kind.
 #[derive(Debug, Clone)]
 pub(crate) enum Head {
-    /// A `1n` vector per point, mapped back to global coordinates.
-    Normals { lin: Linear, rho: RepAction },
+    /// A `1n` vector per point, mapped back to global coordinates. With `gate`, the model was
+    /// given an estimate of the normal among its input features (a `1n` vector at the column
+    /// stored with it); the head then predicts `a(f) * estimate + W f`: an invariant weight
+    /// that can keep, flip or discount the estimate, plus a correction.
+    Normals {
+        lin: Linear,
+        rho: RepAction,
+        gate: Option<(Linear, usize)>,
+    },
     /// Invariant logits (per point or per shape).
     Logits { mlp: Mlp },
 }
@@ -187,12 +194,31 @@ impl Head {
         d: usize,
         in_dim: usize,
         hidden: usize,
+        gate: Option<usize>,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(match head {
-            HeadConfig::Normals => Head::Normals {
-                lin: candle_nn::linear(in_dim, d, vb.pp("normals"))?,
-                rho: RepAction::new(&TensorReps::vectors(1), d)?,
+            HeadConfig::Normals => match gate {
+                None => Head::Normals {
+                    lin: candle_nn::linear(in_dim, d, vb.pp("normals"))?,
+                    rho: RepAction::new(&TensorReps::vectors(1), d)?,
+                    gate: None,
+                },
+                // Refining an estimate: the correction starts at zero and the gate at one, so
+                // training starts from the estimate itself (a zero-initialised residual branch).
+                Some(offset) => {
+                    let zero = |vb: &VarBuilder, rows: usize, bias: f64| -> Result<Linear> {
+                        let w =
+                            vb.get_with_hints((rows, in_dim), "weight", candle_nn::init::ZERO)?;
+                        let b = vb.get_with_hints(rows, "bias", candle_nn::Init::Const(bias))?;
+                        Ok(Linear::new(w, Some(b)))
+                    };
+                    Head::Normals {
+                        lin: zero(&vb.pp("normals"), d, 0.0)?,
+                        rho: RepAction::new(&TensorReps::vectors(1), d)?,
+                        gate: Some((zero(&vb.pp("gate"), 1, 1.0)?, offset)),
+                    }
+                }
             },
             HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => {
                 Head::Logits {
@@ -204,8 +230,30 @@ impl Head {
 
     /// Local features -> outputs (normals need the frames of the rows, in `ctx`).
     pub(crate) fn forward(&self, ctx: &GraphContext, local: &Tensor) -> Result<Tensor> {
+        self.forward_with_input(ctx, local, None)
+    }
+
+    /// As [`forward`](Self::forward), with the rows' input features in local coordinates (the
+    /// estimate a gated normals head refines).
+    pub(crate) fn forward_with_input(
+        &self,
+        ctx: &GraphContext,
+        local: &Tensor,
+        input: Option<&Tensor>,
+    ) -> Result<Tensor> {
         match self {
-            Head::Normals { lin, rho } => ctx.node_to_global(&lin.forward(local)?, rho),
+            Head::Normals { lin, rho, gate } => {
+                let mut out = lin.forward(local)?;
+                if let Some((gate, offset)) = gate {
+                    let Some(input) = input else {
+                        bail!("a gated normals head needs the input features");
+                    };
+                    let d = rho.d();
+                    let estimate = input.narrow(1, *offset, d)?;
+                    out = (out + estimate.broadcast_mul(&gate.forward(local)?)?)?;
+                }
+                ctx.node_to_global(&out, rho)
+            }
             Head::Logits { mlp } => mlp.forward(local),
         }
     }

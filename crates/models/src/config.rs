@@ -6,6 +6,7 @@ use std::path::Path;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+pub use tf_frames::InputFeatures;
 
 /// Which frames a model predicts (method.md section 3; the last three are the paper's controls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +108,10 @@ pub struct PointNet2Config {
     pub refine: bool,
     /// Global input features per point (a rep string) or empty for none.
     pub in_reps: String,
+    /// Features the data pipeline computes from the whole cloud (instead of `in_reps`). With a
+    /// PCA normal, the normals head refines that estimate (see the crate docs).
+    #[serde(default)]
+    pub input: InputFeatures,
     /// Radial basis functions per edge.
     pub n_rbf: usize,
     /// Set abstraction levels.
@@ -204,6 +209,7 @@ pub enum ConfigError {
 pub const PRESETS: &[&str] = &[
     "pointnet2-normals",
     "pointnet2-normals-refined",
+    "pointnet2-normals-pca",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -233,6 +239,7 @@ fn pointnet2(d: usize, head: HeadConfig) -> PointNet2Config {
         messages: MessageChoice::Tensorial,
         refine: false,
         in_reps: String::new(),
+        input: InputFeatures::None,
         n_rbf: 8,
         sa: vec![
             SetAbstractionConfig {
@@ -285,6 +292,7 @@ impl ModelConfig {
         Ok(match name {
             "pointnet2-normals" => with(&|_| {}),
             "pointnet2-normals-refined" => with(&|c| c.refine = true),
+            "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::PcaNormal { k: 16 }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
             "pointnet2-normals-random-frames" => with(&|c| c.frames.kind = FrameChoice::Random),
             "pointnet2-normals-augmentation" => with(&|c| {
@@ -387,6 +395,21 @@ impl ModelConfig {
                         c.sa.len()
                     ));
                 }
+                if c.input.is_some() && !c.in_reps.is_empty() {
+                    return bad(format!(
+                        "set in_reps (features the caller supplies) or input (features computed \
+                         from the cloud), not both (in_reps = {:?})",
+                        c.in_reps
+                    ));
+                }
+                if let InputFeatures::PcaNormal { k } = c.input {
+                    if k < c.d {
+                        return bad(format!(
+                            "input: a PCA normal needs k >= d = {}, got {k}",
+                            c.d
+                        ));
+                    }
+                }
                 (c.d, &c.frames, c.head)
             }
             ModelConfig::Dgcnn(c) => {
@@ -424,6 +447,15 @@ impl ModelConfig {
             ModelConfig::Pointnet2(c) => c.d,
             ModelConfig::Dgcnn(c) => c.d,
             ModelConfig::Attention(c) => c.d,
+        }
+    }
+
+    /// Features the data pipeline must compute from each whole cloud and pass as
+    /// `Batch::features` (none for models that take caller-supplied `in_reps` features).
+    pub fn input_features(&self) -> InputFeatures {
+        match self {
+            ModelConfig::Pointnet2(c) => c.input,
+            _ => InputFeatures::None,
         }
     }
 

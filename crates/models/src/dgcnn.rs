@@ -48,7 +48,7 @@ impl Dgcnn {
             convs.push(EdgeConv::new(c, vb.pp(format!("conv.{i}")))?);
             cur = out;
         }
-        let head = Head::new(cfg.head, d, total, cfg.hidden, vb.pp("head"))?;
+        let head = Head::new(cfg.head, d, total, cfg.hidden, None, vb.pp("head"))?;
         Ok(Self {
             cfg,
             frames,

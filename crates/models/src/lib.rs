@@ -7,6 +7,14 @@
 //!   loaded with figment: preset <- TOML file <- `TF_MODEL_*` environment variables.
 //! - [`Model`]: build, run on a [`Batch`], count parameters and the frame network's overhead,
 //!   save/load safetensors whose keys mirror the module tree (`sa.0.0.weight`, `frames.phi.0.bias`).
+//! - Computed input features ([`InputFeatures`], [`compute_features`]): a model may declare a
+//!   feature the data pipeline measures on each *whole* cloud before drawing the model's subset,
+//!   so training, evaluation and inference agree. `pointnet2-normals-pca` takes each point's
+//!   classical PCA normal (oriented away from the centroid) and surface variation, rep
+//!   `1x0n+1x1n`; its normal head predicts `a(f) * estimate + W f` with an invariant gate `a`
+//!   (initialised to output the estimate exactly). The network then only has to learn what PCA
+//!   cannot do: orient consistently from the whole shape, and correct edges and noise. The
+//!   features are equivariant, so the model stays exactly equivariant (tested in f64).
 //!
 //! # Example
 //! ```
@@ -34,8 +42,9 @@ mod pointnet2;
 pub use attention::AttentionModel;
 pub use config::{
     AttentionConfig, ConfigError, DgcnnConfig, FeaturePropagationConfig, FrameChoice, FrameConfig,
-    HeadConfig, MessageChoice, ModelConfig, PointNet2Config, SetAbstractionConfig, PRESETS,
+    HeadConfig, InputFeatures, MessageChoice, ModelConfig, PointNet2Config, SetAbstractionConfig,
+    PRESETS,
 };
 pub use dgcnn::Dgcnn;
-pub use model::{Batch, Model, Prediction};
+pub use model::{compute_features, Batch, Model, Prediction};
 pub use pointnet2::PointNet2;

@@ -7,7 +7,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
 
 use crate::attention::AttentionModel;
-use crate::config::{FrameChoice, HeadConfig, ModelConfig};
+use crate::config::{FrameChoice, HeadConfig, InputFeatures, ModelConfig};
 use crate::dgcnn::Dgcnn;
 use crate::pointnet2::PointNet2;
 
@@ -33,6 +33,33 @@ impl Batch<'_> {
             None => Tensor::zeros(self.pos.dims()[0], DType::U32, self.pos.device()),
         }
     }
+}
+
+/// The features `spec` of every cloud of a batch, computed per graph from its points, as
+/// `Batch::features` takes them (`None` for no features). The features are computed in f64
+/// and returned in the positions' dtype.
+pub fn compute_features(
+    spec: InputFeatures,
+    pos: &Tensor,
+    batch: Option<&Tensor>,
+) -> Result<Option<Tensor>> {
+    if !spec.is_some() {
+        return Ok(None);
+    }
+    let (n, d) = pos.dims2()?;
+    let host = pos.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let mut out = vec![0.0; n * spec.dim(d)];
+    let w = spec.dim(d);
+    for seg in tf_graphs::segments(batch, n)? {
+        if seg.is_empty() {
+            continue;
+        }
+        let f = spec.compute(&host[seg.start * d..seg.end * d], d)?;
+        out[seg.start * w..seg.end * w].copy_from_slice(&f);
+    }
+    Tensor::from_vec(out, (n, w), pos.device())?
+        .to_dtype(pos.dtype())
+        .map(Some)
 }
 
 /// What a model returns.

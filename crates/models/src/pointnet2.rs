@@ -78,7 +78,12 @@ impl PointNet2 {
         let d = cfg.d;
         let msgs = messages(cfg.messages);
         let frames = frame_builder(&cfg.frames, d, vb.pp("frames"))?;
-        let input = InputEmbedding::new(&cfg.in_reps, d)?;
+        let in_reps = if cfg.input.is_some() {
+            cfg.input.reps()
+        } else {
+            &cfg.in_reps
+        };
+        let input = InputEmbedding::new(in_reps, d)?;
         let mut level_reps = vec![input.reps().clone()];
         let mut sa = Vec::new();
         for (i, s) in cfg.sa.iter().enumerate() {
@@ -153,7 +158,14 @@ impl PointNet2 {
                 coarse.dim(d)
             }
         };
-        let head = Head::new(cfg.head, d, head_in, cfg.global_hidden, vb.pp("head"))?;
+        let head = Head::new(
+            cfg.head,
+            d,
+            head_in,
+            cfg.global_hidden,
+            cfg.input.vector_offset(),
+            vb.pp("head"),
+        )?;
         Ok(Self {
             rho_global: RepAction::new(&global_reps, d)?,
             cfg,
@@ -285,7 +297,9 @@ impl PointNet2 {
             f = fp.mlp.forward(&Tensor::cat(&[&interp, &fine.feats], 1)?)?;
         }
         Ok(Prediction {
-            values: self.head.forward(&ctx0, &f)?,
+            values: self
+                .head
+                .forward_with_input(&ctx0, &f, Some(&levels[0].feats))?,
             degenerate_frames: degenerate,
         })
     }

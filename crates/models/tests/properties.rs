@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 use proptest::prelude::*;
 use tf_group::TensorReps;
-use tf_models::{Batch, HeadConfig, Model, ModelConfig, PRESETS};
+use tf_models::{compute_features, Batch, HeadConfig, Model, ModelConfig, PRESETS};
 use tf_testing::strategies::{self, PointCloud};
 use tf_testing::{
     config, equivariance_error, prop_assert_equivariant, reseed_varmap, Declared, Kind, Transform,
@@ -44,17 +44,24 @@ fn output_kind(m: &Model, d: usize) -> Kind {
     }
 }
 
+/// The input features a model computes from each cloud (`None` for most presets).
+fn features(m: &Model, pos: &Tensor, batch: &Tensor) -> Option<Tensor> {
+    compute_features(m.config().input_features(), pos, Some(batch)).unwrap()
+}
+
 fn run<'a>(
     m: &'a Model,
     batch: &Tensor,
 ) -> impl Fn(&[Tensor]) -> candle_core::Result<Vec<Tensor>> + 'a {
     let batch = batch.clone();
     move |xs: &[Tensor]| {
+        // Computed input features come from the transformed cloud, as in use.
+        let f = features(m, &xs[0], &batch);
         Ok(vec![
             m.forward(&Batch {
                 pos: &xs[0],
                 batch: Some(&batch),
-                features: None,
+                features: f.as_ref(),
             })?
             .values,
         ])
@@ -64,6 +71,7 @@ fn run<'a>(
 const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals",
     "pointnet2-normals-refined",
+    "pointnet2-normals-pca",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
     "pointnet2-classification",
@@ -88,8 +96,10 @@ proptest! {
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);
-        let m = model("pointnet2-normals", d, seed);
-        prop_assert_equivariant(&[(Kind::Positions, pos)], &[Declared::new("normals", output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
+        for p in ["pointnet2-normals", "pointnet2-normals-pca"] {
+            let m = model(p, d, seed);
+            prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
+        }
     }
 
     #[test]
@@ -100,10 +110,10 @@ proptest! {
         let perm: Vec<u32> = (0..2 * n as u32).map(|i| (i / n as u32) * n as u32 + ((i % n as u32) * 37 + seed as u32 % 64) % n as u32).collect();
         let perm_t = Tensor::new(perm.as_slice(), &Device::Cpu).unwrap();
         let moved = pos.index_select(&perm_t, 0).unwrap();
-        for p in ["pointnet2-normals", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
             let m = model(p, 3, seed);
-            let a = m.forward(&Batch { pos: &pos, batch: Some(&batch), features: None }).unwrap().values;
-            let b = m.forward(&Batch { pos: &moved, batch: Some(&batch), features: None }).unwrap().values;
+            let a = m.forward(&Batch { pos: &pos, batch: Some(&batch), features: features(&m, &pos, &batch).as_ref() }).unwrap().values;
+            let b = m.forward(&Batch { pos: &moved, batch: Some(&batch), features: features(&m, &moved, &batch).as_ref() }).unwrap().values;
             let want = if a.dims()[0] == 2 * n { a.index_select(&perm_t, 0).unwrap() } else { a };
             let err = tf_testing::max_rel_diff(&b, &want).unwrap();
             prop_assert!(err <= TOL, "{p}: permutation error {err:e}");
@@ -134,11 +144,12 @@ fn every_preset_builds_runs_and_reports_parameters() {
     let (pos, batch) = shapes(3, 48, 3);
     for &p in PRESETS {
         let m = Model::new(ModelConfig::preset(p, 3).unwrap(), DType::F32, &Device::Cpu).unwrap();
+        let pos = pos.to_dtype(DType::F32).unwrap();
         let out = m
             .forward(&Batch {
-                pos: &pos.to_dtype(DType::F32).unwrap(),
+                pos: &pos,
                 batch: Some(&batch),
-                features: None,
+                features: features(&m, &pos, &batch).as_ref(),
             })
             .unwrap();
         let rows = match m.head() {
@@ -162,6 +173,7 @@ fn gradients_reach_every_weight() {
     let (pos, batch) = shapes(3, 48, 4);
     for p in [
         "pointnet2-normals-refined",
+        "pointnet2-normals-pca",
         "dgcnn-classification",
         "attention-normals",
     ] {
@@ -170,7 +182,7 @@ fn gradients_reach_every_weight() {
             .forward(&Batch {
                 pos: &pos,
                 batch: Some(&batch),
-                features: None,
+                features: features(&m, &pos, &batch).as_ref(),
             })
             .unwrap()
             .values;
@@ -309,4 +321,52 @@ fn bad_inputs_are_errors() {
             features: Some(&extra)
         })
         .is_err());
+    // A model refining a PCA estimate needs its features, of the right width.
+    let pca = model("pointnet2-normals-pca", 3, 1);
+    for f in [None, Some(&extra)] {
+        let err = pca
+            .forward(&Batch {
+                pos: &pos,
+                batch: None,
+                features: f,
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("feature"), "{err}");
+    }
+    // Computed features and caller features at once, or too few neighbours: config errors.
+    let mut c = ModelConfig::preset("pointnet2-normals-pca", 3).unwrap();
+    if let ModelConfig::Pointnet2(p) = &mut c {
+        p.in_reps = "1x1n".into();
+    }
+    assert!(c.validate().unwrap_err().to_string().contains("not both"));
+    if let ModelConfig::Pointnet2(p) = &mut c {
+        p.in_reps = String::new();
+        p.input = tf_models::InputFeatures::PcaNormal { k: 2 };
+    }
+    assert!(c.validate().unwrap_err().to_string().contains("k >= d"));
+}
+
+/// The refining head starts exactly at its estimate: an untrained model returns the PCA
+/// normals it was given.
+#[test]
+fn an_untrained_refining_head_returns_the_estimate() {
+    let m = Model::new(
+        ModelConfig::preset("pointnet2-normals-pca", 3).unwrap(),
+        DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (pos, batch) = shapes(3, 64, 2);
+    let f = features(&m, &pos, &batch).unwrap();
+    let out = m
+        .forward(&Batch {
+            pos: &pos,
+            batch: Some(&batch),
+            features: Some(&f),
+        })
+        .unwrap()
+        .values;
+    let err = tf_testing::max_rel_diff(&out, &f.narrow(1, 1, 3).unwrap()).unwrap();
+    assert!(err < 1e-12, "{err:e}");
 }

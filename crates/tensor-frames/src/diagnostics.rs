@@ -397,22 +397,27 @@ fn measure_model(
     for t in 0..trials {
         let s = seed.wrapping_add(t as u64 + 1);
         let pos = cloud(s)?.to_dtype(dtype)?;
+        // Computed input features are recomputed from the transformed cloud: the check covers
+        // the whole pipeline a user runs, not the network alone.
+        let spec = model.config().input_features();
         let f = |xs: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
+            let feats = tf_models::compute_features(spec, &xs[0], Some(&batch))?;
             Ok(vec![
                 model
                     .forward(&Batch {
                         pos: &xs[0],
                         batch: Some(&batch),
-                        features: None,
+                        features: feats.as_ref(),
                     })?
                     .values,
             ])
         };
+        let feats = tf_models::compute_features(spec, &pos, Some(&batch))?;
         degenerate += model
             .forward(&Batch {
                 pos: &pos,
                 batch: Some(&batch),
-                features: None,
+                features: feats.as_ref(),
             })?
             .degenerate_frames;
         for g in Transform::pair(dim, s) {

@@ -64,7 +64,7 @@ pub fn evaluate_normals(
     name: &str,
     root: &std::path::Path,
     e: &NormalsEval,
-) -> Result<[NormalScores; 3]> {
+) -> Result<[NormalScores; 4]> {
     let NormalsEval {
         group,
         k,
@@ -77,8 +77,12 @@ pub fn evaluate_normals(
     let split = tf_datasets::ModelNetSplit(set, Split::Test);
     let n = max_shapes.map_or(split.len(), |m| m.min(split.len()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (mut ours, mut pca, mut pca_sub) =
-        ((0.0, 0.0, 0usize), (0.0, 0.0, 0usize), (0.0, 0.0, 0usize));
+    let (mut ours, mut ours_consensus, mut pca, mut pca_sub) = (
+        (0.0, 0.0, 0usize),
+        (0.0, 0.0, 0usize),
+        (0.0, 0.0, 0usize),
+        (0.0, 0.0, 0usize),
+    );
     for i in 0..n {
         let shape = split.get(i)?;
         let d = shape.d;
@@ -108,6 +112,9 @@ pub fn evaluate_normals(
         };
         if let (Output::Normals(est), _) = predict(model, &pts, group, &opts)? {
             accumulate(&est, &nrm, d, &mut ours);
+            let mut c = est.clone();
+            crate::predict::orientation_consensus(&pts, &mut c, d, k, 8)?;
+            accumulate(&c, &nrm, d, &mut ours_consensus);
         }
         accumulate(&tf_frames::pca_normals(&pts, d, k)?, &nrm, d, &mut pca);
         // PCA on exactly the groups the model sees (the same density as the model).
@@ -139,7 +146,19 @@ pub fn evaluate_normals(
         abs_cos: a.1 / a.2.max(1) as f64,
     };
     Ok([
-        row("TF-PointNet++ (bundled)".into(), ours),
+        row(
+            match model.config().input_features() {
+                tf_models::InputFeatures::PcaNormal { k } => {
+                    format!("TF-PointNet++ refining PCA normals (k = {k})")
+                }
+                _ => "TF-PointNet++".into(),
+            },
+            ours,
+        ),
+        row(
+            "the same + neighbour orientation consensus".into(),
+            ours_consensus,
+        ),
         row(
             format!("PCA, k = {k}, all points, oriented away from the centroid"),
             pca,

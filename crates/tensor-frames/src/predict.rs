@@ -99,6 +99,17 @@ pub fn predict(
                 .collect::<Vec<_>>()
         })
         .collect();
+    let start = Instant::now();
+    // Computed input features see the whole cloud at its full density, as in training.
+    let spec = model.config().input_features();
+    let unit64: Vec<f64> = unit.iter().map(|v| *v as f64).collect();
+    let features: Vec<f32> = spec
+        .compute(&unit64, d)
+        .context("computing the model's input features")?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let fw = spec.dim(d);
     let group = if opts.group > 0 {
         opts.group
     } else {
@@ -129,23 +140,29 @@ pub fn predict(
         .all_vars()
         .first()
         .map_or(DType::F32, |v| v.dtype());
-    let start = Instant::now();
     for batch in chunks.chunks(opts.batch.max(1)) {
         let mut pos = Vec::new();
         let mut owner = Vec::new();
+        let mut feats = Vec::new();
         for (g, idx) in batch.iter().enumerate() {
             for &i in idx.iter() {
                 pos.extend_from_slice(&unit[i * d..(i + 1) * d]);
+                feats.extend_from_slice(&features[i * fw..(i + 1) * fw]);
                 owner.push(g as u32);
             }
         }
         let m = owner.len();
         let pos = Tensor::from_vec(pos, (m, d), &Device::Cpu)?;
         let owner = Tensor::from_vec(owner, m, &Device::Cpu)?;
+        let feats = if spec.is_some() {
+            Some(Tensor::from_vec(feats, (m, fw), &Device::Cpu)?.to_dtype(dtype)?)
+        } else {
+            None
+        };
         let pred = model.forward(&Batch {
             pos: &pos.to_dtype(dtype)?,
             batch: Some(&owner),
-            features: None,
+            features: feats.as_ref(),
         })?;
         let values = pred
             .values
@@ -242,9 +259,11 @@ pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Optio
         .iter()
         .any(|e| name.ends_with(e));
     if mesh {
-        let m = tf_datasets::read_mesh(path)?;
+        let mut m = tf_datasets::read_mesh(path)?;
         match sample {
             Some(k) => {
+                // Reference normals of closed components point outward.
+                m.orient_outward();
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
                 let s = m.sample(k, tf_datasets::MeshNormals::Face, 0.0, 0, &mut rng)?;
                 Ok((s.points, Some(s.normals)))
@@ -254,4 +273,64 @@ pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Optio
     } else {
         Ok(tf_datasets::read_points(path)?)
     }
+}
+
+/// Neighbour consensus on orientation: `rounds` times, every unit normal whose `k` nearest
+/// neighbours' normals disagree with it in sign (weighted sum of `n_i . n_j` below zero) is
+/// flipped, all at once. Directions never change, so unoriented accuracy is untouched; isolated
+/// sign errors inside consistently oriented regions are repaired (the propagation idea of Hoppe
+/// et al. 1992, without a spanning tree). Only dot products and distances enter, so it commutes
+/// with rotations, reflections and translations. Returns the number of flips.
+pub fn orientation_consensus(
+    points: &[f64],
+    normals: &mut [f64],
+    d: usize,
+    k: usize,
+    rounds: usize,
+) -> Result<usize> {
+    let n = points.len() / d.max(1);
+    if rounds == 0 || n <= k || k == 0 {
+        return Ok(0);
+    }
+    let pos = Tensor::from_slice(points, (n, d), &Device::Cpu)?;
+    let edges = tf_graphs::knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
+    let (src, dst) = (
+        edges.get(0)?.to_vec1::<u32>()?,
+        edges.get(1)?.to_vec1::<u32>()?,
+    );
+    let mut flips = 0;
+    for _ in 0..rounds {
+        let mut vote = vec![0.0f64; n];
+        for (&s, &t) in src.iter().zip(&dst) {
+            let (s, t) = (s as usize, t as usize);
+            // Only neighbours along the surface vote: one across a thin sheet sits along the
+            // normal and faces the other way.
+            let (mut along, mut dist2) = (0.0, 0.0);
+            for a in 0..d {
+                let off = points[s * d + a] - points[t * d + a];
+                along += off * normals[t * d + a];
+                dist2 += off * off;
+            }
+            if along * along > 0.25 * dist2 {
+                continue;
+            }
+            vote[t] += (0..d)
+                .map(|a| normals[s * d + a] * normals[t * d + a])
+                .sum::<f64>();
+        }
+        let mut changed = 0;
+        for (i, v) in vote.iter().enumerate() {
+            if *v < 0.0 {
+                normals[i * d..(i + 1) * d]
+                    .iter_mut()
+                    .for_each(|x| *x = -*x);
+                changed += 1;
+            }
+        }
+        flips += changed;
+        if changed == 0 {
+            break;
+        }
+    }
+    Ok(flips)
 }

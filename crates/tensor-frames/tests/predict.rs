@@ -91,3 +91,31 @@ fn bad_inputs_are_clean_errors() {
     std::fs::write(&bad, "0 0 nan\n").unwrap();
     assert!(read_input(&bad, None).is_err());
 }
+
+/// Neighbour consensus repairs isolated sign errors, keeps directions, and does nothing with
+/// zero rounds.
+#[test]
+fn orientation_consensus_repairs_isolated_flips() {
+    let n = 2000;
+    let mut pts = Vec::new();
+    for i in 0..n {
+        let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
+        let r = (1.0 - z * z).sqrt();
+        let phi = i as f64 * 2.399_963_229_728_653;
+        pts.extend([r * phi.cos(), r * phi.sin(), z]);
+    }
+    let exact = pts.clone(); // outward unit normals of the unit sphere
+    let mut noisy = exact.clone();
+    for i in (0..n).step_by(10) {
+        noisy[3 * i..3 * i + 3].iter_mut().for_each(|v| *v = -*v);
+    }
+    let mut same = noisy.clone();
+    assert_eq!(
+        tensor_frames::predict::orientation_consensus(&pts, &mut same, 3, 16, 0).unwrap(),
+        0
+    );
+    assert_eq!(same, noisy);
+    let flips = tensor_frames::predict::orientation_consensus(&pts, &mut noisy, 3, 16, 4).unwrap();
+    assert_eq!(flips, n / 10);
+    assert_eq!(noisy, exact);
+}

@@ -57,6 +57,12 @@ pub struct TrainConfig {
     pub augment: AugmentChoice,
     /// Gaussian position noise added to training points, relative to the unit ball.
     pub noise: f64,
+    /// Normal regression: weight of the unoriented term `1 - |cos|` added to the training loss
+    /// `1 - cos`. The oriented loss alone gives no signal for the direction where the
+    /// orientation is uncertain (both signs are equally likely, so every direction has expected
+    /// cos 0); this term keeps the line right there.
+    #[serde(default)]
+    pub unoriented_weight: f64,
     /// Seed of weights, batch order, subsets, augmentation and control frames.
     pub seed: u64,
     /// Checkpoints kept besides the best one.
@@ -78,6 +84,7 @@ impl Default for TrainConfig {
             clip_norm: 5.0,
             augment: AugmentChoice::None,
             noise: 0.0,
+            unoriented_weight: 0.0,
             seed: 0,
             keep_last: 2,
             progress: true,
@@ -98,8 +105,14 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.final_lr_fraction) {
             return bad("final_lr_fraction must lie in [0, 1]");
         }
-        if !(self.weight_decay >= 0.0 && self.clip_norm >= 0.0 && self.noise >= 0.0) {
-            return bad("weight_decay, clip_norm and noise must be non-negative");
+        if !(self.weight_decay >= 0.0
+            && self.clip_norm >= 0.0
+            && self.noise >= 0.0
+            && self.unoriented_weight >= 0.0)
+        {
+            return bad(
+                "weight_decay, clip_norm, noise and unoriented_weight must be non-negative",
+            );
         }
         Ok(())
     }

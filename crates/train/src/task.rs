@@ -24,6 +24,24 @@ pub fn loss(head: HeadConfig, pred: &Tensor, batch: &Batch) -> Result<Tensor> {
     }
 }
 
+/// The training objective: [`loss`], plus `unoriented_weight * (1 - mean |cos|)` for normals.
+pub fn training_loss(
+    head: HeadConfig,
+    pred: &Tensor,
+    batch: &Batch,
+    unoriented_weight: f64,
+) -> Result<Tensor> {
+    match head {
+        HeadConfig::Normals if unoriented_weight > 0.0 => {
+            let c = cosine(pred, &batch.normals)?;
+            let oriented = (1.0 - c.mean_all()?)?;
+            let unoriented = ((1.0 - c.abs()?.mean_all()?)? * unoriented_weight)?;
+            oriented + unoriented
+        }
+        _ => loss(head, pred, batch),
+    }
+}
+
 /// Row-wise cosine similarity of `(N, d)` tensors; zero-length predictions count as 0.
 pub fn cosine(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     let dot = (pred * target)?.sum(D::Minus1)?;

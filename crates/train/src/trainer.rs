@@ -10,11 +10,10 @@ use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use tf_datasets::{Augment, Batch, BatchConfig, Loader, ShapeSource};
 use tf_group::orthogonal::haar_orthogonal_host;
-use tf_models::{Batch as ModelBatch, Model};
+use tf_models::{Batch as ModelBatch, InputFeatures, Model};
 
 use crate::checkpoint::{self, CheckpointState, FORMAT};
 use crate::config::RunConfig;
@@ -98,6 +97,8 @@ fn batch_config(cfg: &RunConfig, augment: Augment, seed: u64) -> BatchConfig {
         translate: 0.0,
         shuffle: true,
         seed,
+        noise: cfg.train.noise,
+        features: cfg.model.input_features(),
     }
 }
 
@@ -146,18 +147,6 @@ fn append_record(path: &Path, rec: &EpochRecord) -> Result<(), TrainError> {
         .open(path)
         .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
     writeln!(f, "{line}").map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
-}
-
-/// Gaussian position noise, seeded.
-fn add_noise(pos: &Tensor, sigma: f64, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
-    let n = pos.elem_count();
-    let e: Vec<f32> = (0..n)
-        .map(|_| {
-            let e: f64 = StandardNormal.sample(rng);
-            (sigma * e) as f32
-        })
-        .collect();
-    pos + Tensor::from_vec(e, pos.dims(), pos.device())?
 }
 
 /// Trains (or resumes, or returns at once if already finished) the run in `run.dir`.
@@ -239,7 +228,6 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         let t0 = Instant::now();
         let e = epoch as u64;
         model.reseed(stream(cfg.train.seed, e, 0x6672_616d))?;
-        let mut noise_rng = ChaCha8Rng::seed_from_u64(stream(cfg.train.seed, e, 0x6e6f_6973));
         let loader = Loader::epoch(
             run.train.clone(),
             batch_config(cfg, cfg.train.augment.into(), cfg.train.seed),
@@ -249,18 +237,14 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         let mut lr = schedule.lr(step);
         for batch in loader {
             let batch = batch?;
-            let pos = if cfg.train.noise > 0.0 {
-                add_noise(&batch.pos, cfg.train.noise, &mut noise_rng)?
-            } else {
-                batch.pos.clone()
-            };
             let pred = model.forward(&ModelBatch {
-                pos: &pos,
+                pos: &batch.pos,
                 batch: Some(&batch.batch),
-                features: None,
+                features: batch.features.as_ref(),
             })?;
             degenerate += pred.degenerate_frames;
-            let loss = task::loss(head, &pred.values, &batch)?;
+            let loss =
+                task::training_loss(head, &pred.values, &batch, cfg.train.unoriented_weight)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
@@ -371,8 +355,14 @@ impl EvalConfig {
     }
 }
 
-/// Applies one Haar-random O(d) element per graph to positions and normals.
-pub fn transform_batch(batch: &Batch, rng: &mut ChaCha8Rng) -> candle_core::Result<Batch> {
+/// Applies one Haar-random O(d) element per graph to positions and normals, and to computed
+/// input features as their rep `features` declares (they are equivariant, so this equals
+/// recomputing them on the transformed shape).
+pub fn transform_batch(
+    batch: &Batch,
+    features: InputFeatures,
+    rng: &mut ChaCha8Rng,
+) -> candle_core::Result<Batch> {
     let (n, d) = batch.pos.dims2()?;
     let owner = batch.batch.to_vec1::<u32>()?;
     let graphs = owner.last().map_or(0, |g| *g as usize + 1);
@@ -388,12 +378,30 @@ pub fn transform_batch(batch: &Batch, rng: &mut ChaCha8Rng) -> candle_core::Resu
         }
         Tensor::from_vec(out, (n, d), t.device())
     };
+    let features = match &batch.features {
+        Some(f) => {
+            let reps = tf_group::TensorReps::parse(features.reps())
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let rho = tf_group::RepAction::new(&reps, d)?;
+            let per_row: Vec<f64> = owner
+                .iter()
+                .flat_map(|g| qs[*g as usize].iter().copied())
+                .collect();
+            let u = Tensor::from_vec(per_row, (n, d, d), f.device())?;
+            Some(
+                rho.apply(&f.to_dtype(DType::F64)?, &u)?
+                    .to_dtype(f.dtype())?,
+            )
+        }
+        None => None,
+    };
     Ok(Batch {
         pos: apply(&batch.pos)?,
         normals: apply(&batch.normals)?,
         batch: batch.batch.clone(),
         labels: batch.labels.clone(),
         parts: batch.parts.clone(),
+        features,
     })
 }
 
@@ -413,6 +421,8 @@ pub fn evaluate(
         translate: 0.0,
         shuffle: false,
         seed: eval.seed,
+        noise: 0.0,
+        features: model.config().input_features(),
     };
     // The control frames draw from a fixed stream, so evaluation is repeatable.
     model.reseed(eval.seed)?;
@@ -421,12 +431,12 @@ pub fn evaluate(
     for batch in Loader::epoch(source, cfg, 0) {
         let mut batch = batch?;
         if eval.transform {
-            batch = transform_batch(&batch, &mut rng)?;
+            batch = transform_batch(&batch, model.config().input_features(), &mut rng)?;
         }
         let pred = model.forward(&ModelBatch {
             pos: &batch.pos,
             batch: Some(&batch.batch),
-            features: None,
+            features: batch.features.as_ref(),
         })?;
         metrics.add(&pred.values, &batch)?;
     }

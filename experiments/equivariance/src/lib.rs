@@ -12,9 +12,10 @@ use tf_experiments::{Ctx, Experiment, Mode, Report};
 #[derive(Debug, Clone, Copy)]
 pub struct Equivariance;
 
-const MODELS: [&str; 8] = [
+const MODELS: [&str; 9] = [
     "pointnet2-normals",
     "pointnet2-normals-refined",
+    "pointnet2-normals-pca",
     "pointnet2-segmentation",
     "pointnet2-classification",
     "dgcnn-normals",

@@ -3,7 +3,7 @@
 #[test]
 fn smoke_run_writes_the_table() -> anyhow::Result<()> {
     let (json, dir) =
-        tf_experiments::smoke_test(env!("CARGO_BIN_EXE_equivariance"), "equivariance-models", 8)?;
+        tf_experiments::smoke_test(env!("CARGO_BIN_EXE_equivariance"), "equivariance-models", 9)?;
     // The layer table is written next to it.
     let layers: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         dir.path().join("results/equivariance.json"),

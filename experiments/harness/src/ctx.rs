@@ -422,13 +422,15 @@ pub fn pca_metrics(
         translate: 0.0,
         shuffle: false,
         seed: eval.seed,
+        noise: 0.0,
+        features: Default::default(),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(eval.seed ^ 0x0072_6f74);
     let (mut cos, mut abs, mut n) = (0.0, 0.0, 0usize);
     for batch in Loader::epoch(source, cfg, 0) {
         let mut batch = batch?;
         if eval.transform {
-            batch = tf_train::transform_batch(&batch, &mut rng)?;
+            batch = tf_train::transform_batch(&batch, Default::default(), &mut rng)?;
         }
         let (_, d) = batch.pos.dims2()?;
         let pos = batch

@@ -73,6 +73,8 @@ impl Experiment for Overhead {
             translate: 0.0,
             shuffle: false,
             seed: 0,
+            noise: 0.0,
+            features: Default::default(),
         };
         let batch = make_batch(&shapes, &cfg, &mut rng)?;
         let steps = if ctx.mode == Mode::Smoke { 1 } else { 5 };
