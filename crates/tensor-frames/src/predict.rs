@@ -134,6 +134,9 @@ pub fn predict(
         HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => classes,
     };
     let mut per_point = vec![0f32; n * width];
+    let normals_head = head == HeadConfig::Normals;
+    let mut reference = vec![0f32; if normals_head { n * width } else { 0 }];
+    let mut aligned = vec![0f32; if normals_head { n * width } else { 0 }];
     let mut class_logits = vec![0f64; width];
     let dtype = model
         .varmap()
@@ -183,13 +186,27 @@ pub fn predict(
                     for &i in idx.iter() {
                         // Unit vectors (normals) or logits: averaged over passes.
                         let v = &values[k * width..(k + 1) * width];
-                        let scale = if head == HeadConfig::Normals {
+                        let scale = if normals_head {
                             1.0 / v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12)
                         } else {
                             1.0
                         };
                         for (a, x) in per_point[i * width..(i + 1) * width].iter_mut().zip(v) {
                             *a += x * scale;
+                        }
+                        if normals_head {
+                            // Directions are averaged sign-aligned with the point's first
+                            // prediction: passes that disagree on the sign would otherwise
+                            // cancel and leave noise as the direction.
+                            let r = &mut reference[i * width..(i + 1) * width];
+                            if r.iter().all(|x| *x == 0.0) {
+                                r.iter_mut().zip(v).for_each(|(a, x)| *a = x * scale);
+                            }
+                            let along: f32 = r.iter().zip(v).map(|(a, x)| a * x).sum();
+                            let sign = if along < 0.0 { -scale } else { scale };
+                            for (a, x) in aligned[i * width..(i + 1) * width].iter_mut().zip(v) {
+                                *a += x * sign;
+                            }
                         }
                         k += 1;
                     }
@@ -208,13 +225,18 @@ pub fn predict(
             .0 as u32
     };
     let out = match head {
+        // The line from the sign-aligned mean, the orientation from the plain mean (a vote
+        // weighted by agreement); with one pass this is the prediction itself.
         HeadConfig::Normals => Output::Normals(
-            per_point
+            aligned
                 .chunks(d)
-                .flat_map(|v| {
+                .zip(per_point.chunks(d))
+                .flat_map(|(v, raw)| {
                     let len = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+                    let vote: f64 = v.iter().zip(raw).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let s = if vote < 0.0 { -1.0 } else { 1.0 };
                     v.iter()
-                        .map(move |x| if len > 0.0 { *x as f64 / len } else { 0.0 })
+                        .map(move |x| if len > 0.0 { s * *x as f64 / len } else { 0.0 })
                         .collect::<Vec<_>>()
                 })
                 .collect(),
