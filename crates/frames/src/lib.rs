@@ -10,6 +10,8 @@
 //!   [`NearestFrames`], and the controls [`IdentityFrames`], [`RandomFrames`],
 //!   [`RandomGlobalFrames`] (= data augmentation).
 //! - [`FrameRefinement`]: `R_i <- V_i R_i` from invariant features.
+//! - Classical PCA normals ([`pca_normals`], [`pca_fit`]) and the equivariant per-point input
+//!   features a model can ask the data pipeline for ([`InputFeatures`]).
 //! - Degenerate neighbourhoods get a deterministic, orthogonal, finite fallback and are counted
 //!   ([`LocalFrames::degenerate`]); see [`orthonormalize`](mod@orthonormalize).
 //!
