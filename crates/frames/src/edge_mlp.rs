@@ -302,6 +302,24 @@ impl EdgeMlp {
     }
 }
 
+impl EdgeMlp {
+    /// [`backward`](Self::backward) as tensors shaped like the op's inputs.
+    fn backward_tensors<F: Real>(
+        &self,
+        p: &[F],
+        e: &[F],
+        g: &[F],
+        packed: &Tensor,
+        edges: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (gp, ge) = self.backward(p, e, g);
+        Ok((
+            Tensor::from_vec(gp, packed.dims(), packed.device())?,
+            Tensor::from_vec(ge, edges.dims(), edges.device())?,
+        ))
+    }
+}
+
 impl CustomOp2 for EdgeMlp {
     fn name(&self) -> &'static str {
         "tf-learned-frame-edge-mlp"
@@ -350,22 +368,14 @@ impl CustomOp2 for EdgeMlp {
                 Storage::Cpu(CpuStorage::F32(g)),
                 Storage::Cpu(CpuStorage::F32(e)),
             ) => {
-                let (gp, ge) = self.backward(slice(p, pl)?, slice(e, el)?, slice(g, gl)?);
-                (
-                    Tensor::from_vec(gp, packed.dims(), packed.device())?,
-                    Tensor::from_vec(ge, edges.dims(), edges.device())?,
-                )
+                self.backward_tensors(slice(p, pl)?, slice(e, el)?, slice(g, gl)?, &packed, edges)?
             }
             (
                 Storage::Cpu(CpuStorage::F64(p)),
                 Storage::Cpu(CpuStorage::F64(g)),
                 Storage::Cpu(CpuStorage::F64(e)),
             ) => {
-                let (gp, ge) = self.backward(slice(p, pl)?, slice(e, el)?, slice(g, gl)?);
-                (
-                    Tensor::from_vec(gp, packed.dims(), packed.device())?,
-                    Tensor::from_vec(ge, edges.dims(), edges.device())?,
-                )
+                self.backward_tensors(slice(p, pl)?, slice(e, el)?, slice(g, gl)?, &packed, edges)?
             }
             _ => bail!("edge network: expected f32 or f64 tensors on the CPU"),
         };

@@ -83,16 +83,15 @@ mod tests {
 
     #[test]
     fn pca_features_are_equivariant_and_translation_invariant() {
-        // An ellipsoid sampled irregularly, moved by a random reflection/rotation and offset.
+        // An ellipsoid, moved by a random reflection/rotation and offset.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let n = 500;
-        let mut pts = Vec::new();
-        for i in 0..n {
-            let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
-            let r = (1.0 - z * z).sqrt();
-            let phi = i as f64 * 2.399_963_229_728_653;
-            pts.extend([2.0 * r * phi.cos(), r * phi.sin(), 0.5 * z]);
-        }
+        // The unit sphere's lattice with axes scaled by 2, 1 and 0.5.
+        let pts: Vec<f64> = tf_testing::strategies::PointCloud::sphere(n)
+            .coords
+            .chunks(3)
+            .flat_map(|p| [2.0 * p[0], p[1], 0.5 * p[2]])
+            .collect();
         let spec = InputFeatures::PcaNormal { k: 12 };
         let f = spec.compute(&pts, 3).unwrap();
         assert_eq!(f.len(), n * spec.dim(3));

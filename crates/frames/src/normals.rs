@@ -108,13 +108,7 @@ mod tests {
     fn sphere_normals_are_radial_and_outward() {
         // A Fibonacci sphere: PCA normals match the exact ones closely.
         let n = 400;
-        let mut pts = Vec::new();
-        for i in 0..n {
-            let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
-            let r = (1.0 - z * z).sqrt();
-            let phi = i as f64 * 2.399_963_229_728_653;
-            pts.extend([r * phi.cos(), r * phi.sin(), z]);
-        }
+        let pts = tf_testing::strategies::PointCloud::sphere(n).coords;
         let nrm = pca_normals(&pts, 3, 12).unwrap();
         let mean_cos: f64 = pts
             .chunks(3)

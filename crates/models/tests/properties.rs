@@ -124,14 +124,30 @@ proptest! {
 #[test]
 fn identity_frames_are_detected() {
     let (pos, batch) = shapes(3, 64, 1);
-    for p in ["pointnet2-normals-plain", "pointnet2-normals-random-frames"] {
-        let m = model(p, 3, 1);
+    // The PCA-refining model with identity frames: its inputs are equivariant, the network
+    // acting on them in global coordinates is not.
+    let mut pca_plain = ModelConfig::preset("pointnet2-normals-pca", 3).unwrap();
+    pca_plain.frames_mut().kind = tf_models::FrameChoice::Identity;
+    let pca_plain = Model::new(pca_plain, DType::F64, &Device::Cpu).unwrap();
+    reseed_varmap(pca_plain.varmap(), 1, 0.3).unwrap();
+    let models = [
+        (
+            "pointnet2-normals-plain",
+            model("pointnet2-normals-plain", 3, 1),
+        ),
+        (
+            "pointnet2-normals-random-frames",
+            model("pointnet2-normals-random-frames", 3, 1),
+        ),
+        ("pointnet2-normals-pca, identity frames", pca_plain),
+    ];
+    for (p, m) in &models {
         assert!(!m.is_equivariant());
         let g = Transform::random(3, 2, -1.0);
         let r = equivariance_error(
             &[(Kind::Positions, pos.clone())],
-            &[Declared::new(p, output_kind(&m, 3))],
-            run(&m, &batch),
+            &[Declared::new(*p, output_kind(m, 3))],
+            run(m, &batch),
             &g,
         )
         .unwrap();

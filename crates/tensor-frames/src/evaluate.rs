@@ -113,7 +113,13 @@ pub fn evaluate_normals(
         if let (Output::Normals(est), _) = predict(model, &pts, group, &opts)? {
             accumulate(&est, &nrm, d, &mut ours);
             let mut c = est.clone();
-            crate::predict::orientation_consensus(&pts, &mut c, d, k, 8)?;
+            crate::predict::orientation_consensus(
+                &pts,
+                &mut c,
+                d,
+                crate::predict::CONSENSUS_NEIGHBOURS,
+                8,
+            )?;
             accumulate(&c, &nrm, d, &mut ours_consensus);
         }
         accumulate(&tf_frames::pca_normals(&pts, d, k)?, &nrm, d, &mut pca);

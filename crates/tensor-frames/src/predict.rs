@@ -297,6 +297,9 @@ pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Optio
     }
 }
 
+/// Neighbours that vote in [`orientation_consensus`] (as many as the PCA features use).
+pub const CONSENSUS_NEIGHBOURS: usize = 16;
+
 /// Neighbour consensus on orientation: `rounds` times, every unit normal whose `k` nearest
 /// neighbours' normals disagree with it in sign (weighted sum of `n_i . n_j` below zero) is
 /// flipped, all at once. Directions never change, so unoriented accuracy is untouched; isolated

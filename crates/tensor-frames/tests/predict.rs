@@ -104,13 +104,7 @@ fn bad_inputs_are_clean_errors() {
 #[test]
 fn orientation_consensus_repairs_isolated_flips() {
     let n = 2000;
-    let mut pts = Vec::new();
-    for i in 0..n {
-        let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
-        let r = (1.0 - z * z).sqrt();
-        let phi = i as f64 * 2.399_963_229_728_653;
-        pts.extend([r * phi.cos(), r * phi.sin(), z]);
-    }
+    let pts = tf_testing::strategies::PointCloud::sphere(n).coords;
     let exact = pts.clone(); // outward unit normals of the unit sphere
     let mut noisy = exact.clone();
     for i in (0..n).step_by(10) {

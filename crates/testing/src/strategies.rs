@@ -63,6 +63,19 @@ impl PointCloud {
         Tensor::from_slice(&self.coords, (self.len(), self.d), device)?.to_dtype(dtype)
     }
 
+    /// `n` points on the unit sphere in 3D (a Fibonacci lattice: near-uniform, deterministic);
+    /// every point is also its own exact outward normal.
+    pub fn sphere(n: usize) -> Self {
+        let mut coords = Vec::with_capacity(3 * n);
+        for i in 0..n {
+            let z = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
+            let r = (1.0 - z * z).sqrt();
+            let phi = i as f64 * 2.399_963_229_728_653; // the golden angle
+            coords.extend([r * phi.cos(), r * phi.sin(), z]);
+        }
+        Self { d: 3, coords }
+    }
+
     /// `n` uniform points in `[-1, 1]^d` from a seed.
     pub fn uniform(d: usize, n: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -302,8 +302,13 @@ fn predict(a: PredictArgs) -> Result<()> {
     };
     let (mut out, rate) = predict(&model, &points, group, &opts)?;
     if let Output::Normals(normals) = &mut out {
-        let flips =
-            tensor_frames::predict::orientation_consensus(&points, normals, d, 16, a.consensus)?;
+        let flips = tensor_frames::predict::orientation_consensus(
+            &points,
+            normals,
+            d,
+            tensor_frames::predict::CONSENSUS_NEIGHBOURS,
+            a.consensus,
+        )?;
         if a.consensus > 0 {
             println!("orientation consensus: {flips} sign flips");
         }
