@@ -60,6 +60,9 @@ pub struct BatchConfig {
     /// Standard deviation of Gaussian noise added to every coordinate (after the
     /// transformation; normals are kept).
     pub noise: f64,
+    /// Draw each shape's noise standard deviation uniformly from `[0, noise]` instead, so one
+    /// model learns clean and noisy inputs alike.
+    pub noise_uniform: bool,
     /// Features computed from the whole (transformed, noisy) shape, then subset with the points.
     pub features: InputFeatures,
 }
@@ -143,13 +146,18 @@ pub fn make_batch(
                 None => v.to_vec(),
             }
         };
+        let sigma = if cfg.noise_uniform && cfg.noise > 0.0 {
+            rng.random_range(0.0..=cfg.noise)
+        } else {
+            cfg.noise
+        };
         let place = |v: &[f64], rng: &mut ChaCha8Rng| -> Vec<f64> {
             let mut p = apply(v);
             for (a, b) in p.iter_mut().zip(&t) {
                 *a += b;
-                if cfg.noise > 0.0 {
+                if sigma > 0.0 {
                     let e: f64 = StandardNormal.sample(rng);
-                    *a += cfg.noise * e;
+                    *a += sigma * e;
                 }
             }
             p

@@ -43,7 +43,9 @@ pub use batch::{
 };
 pub use error::DataError;
 pub use mesh::{read_mesh, Mesh, MeshNormals};
-pub use modelnet::{write_modelnet_normal, Entry, ModelNetNormal};
+pub use modelnet::{
+    read_sources, write_modelnet_normal, Entry, ModelNetNormal, Source, SOURCES_FILE,
+};
 pub use orient::Orientation;
 pub use pointset::{read_point_set, read_points, Columns};
 pub use shape::Shape;

@@ -12,9 +12,11 @@
 //! synthetic set written in this layout). Opening reads only the index; shapes are read one at a
 //! time, so memory stays bounded by one shape.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::DataError;
+use crate::orient::Orientation;
 use crate::pointset::{read_point_set, Columns};
 use crate::shape::Shape;
 use crate::synthetic::Split;
@@ -142,21 +144,101 @@ impl ModelNetNormal {
     }
 }
 
+/// Provenance file that `tensor-frames data convert` writes next to the split files: one line
+/// per shape with its source mesh and the orientation of the mesh's components (see
+/// [`read_sources`]).
+pub const SOURCES_FILE: &str = "sources.tsv";
+
+/// Where a converted shape came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `train` or `test`.
+    pub split: String,
+    /// The mesh, relative to the converted folder.
+    pub mesh: String,
+    /// How its components were oriented before sampling.
+    pub orientation: Orientation,
+}
+
+impl Source {
+    /// True when the mesh has an outside: every component is consistently wound and encloses
+    /// volume (open ones by the volume convention), so "outward" normals are defined.
+    pub fn has_outside(&self) -> bool {
+        let o = &self.orientation;
+        o.undefined == 0 && o.closed + o.open > 0
+    }
+}
+
+/// Reads the [`SOURCES_FILE`] of a converted folder, keyed by shape id; `None` when there is
+/// none (data not made by `data convert`).
+pub fn read_sources(root: &Path) -> Result<Option<BTreeMap<String, Source>>, DataError> {
+    let path = root.join(SOURCES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DataError::io(&path, e)),
+    };
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let count = |i: usize| -> Result<usize, DataError> {
+            f[i].trim().parse().map_err(|_| {
+                DataError::parse(
+                    &path,
+                    n + 1,
+                    format!("column {} is not a count: {:?}", i + 1, f[i]),
+                )
+            })
+        };
+        if f.len() != 7 {
+            return Err(DataError::parse(
+                &path,
+                n + 1,
+                format!("expected 7 tab-separated columns, got {}", f.len()),
+            ));
+        }
+        let orientation = Orientation {
+            closed: count(3)?,
+            open: count(4)?,
+            flipped: count(5)?,
+            undefined: count(6)?,
+        };
+        let source = Source {
+            split: f[1].to_string(),
+            mesh: f[2].to_string(),
+            orientation,
+        };
+        if out.insert(f[0].to_string(), source).is_some() {
+            return Err(DataError::parse(
+                &path,
+                n + 1,
+                format!("duplicate id {}", f[0]),
+            ));
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Writes shapes in this layout (class folders, split files, shape names), e.g. the synthetic
-/// set for other tools. Shape ids are `<class>_<NNNN>` numbered per class.
+/// set for other tools. Shape ids are `<class>_<NNNN>` numbered per class; they are returned in
+/// order (`train`, then `test`).
 pub fn write_modelnet_normal(
     root: &Path,
     prefix: &str,
     classes: &[&str],
     train: &[Shape],
     test: &[Shape],
-) -> Result<(), DataError> {
+) -> Result<Vec<String>, DataError> {
     use std::fmt::Write as _;
     let io = |p: &Path, e| DataError::io(p, e);
     std::fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let names = root.join(format!("{prefix}_shape_names.txt"));
     std::fs::write(&names, classes.join("\n") + "\n").map_err(|e| io(&names, e))?;
     let mut counters = vec![0usize; classes.len()];
+    let mut ids = Vec::with_capacity(train.len() + test.len());
     for (split, shapes) in [("train", train), ("test", test)] {
         let mut index = String::new();
         for s in shapes {
@@ -179,9 +261,10 @@ pub fn write_modelnet_normal(
             std::fs::write(&file, text).map_err(|e| io(&file, e))?;
             index.push_str(&id);
             index.push('\n');
+            ids.push(id);
         }
         let file = root.join(format!("{prefix}_{split}.txt"));
         std::fs::write(&file, index).map_err(|e| io(&file, e))?;
     }
-    Ok(())
+    Ok(ids)
 }

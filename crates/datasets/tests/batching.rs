@@ -17,6 +17,7 @@ fn cfg(augment: Augment) -> BatchConfig {
         shuffle: true,
         seed: 9,
         noise: 0.0,
+        noise_uniform: false,
         features: Default::default(),
     }
 }
@@ -170,7 +171,7 @@ fn features_come_from_the_whole_shape_and_noise_moves_points_only() {
     shape.points.truncate(3 * 90);
     shape.normals.truncate(3 * 90);
     shape.parts = None;
-    let spec = tf_frames::InputFeatures::PcaNormal { k: 10 };
+    let spec = tf_frames::InputFeatures::pca(10);
     let whole = spec.compute(&shape.points, 3).unwrap();
     let mut c = cfg(Augment::None);
     c.points = 40;
@@ -242,4 +243,51 @@ fn features_come_from_the_whole_shape_and_noise_moves_points_only() {
         a.normals.to_vec2::<f32>().unwrap(),
         n.normals.to_vec2::<f32>().unwrap()
     );
+}
+
+/// With `noise_uniform`, each shape draws its own noise level from `[0, noise]`: the shapes of
+/// one batch are moved by clearly different amounts, and never by more than `noise` allows.
+#[test]
+fn uniform_noise_draws_a_level_per_shape() {
+    // Shapes whose points all sit at the origin: a batch's positions are then the noise itself.
+    let shapes: Vec<_> = (0..8)
+        .map(|_| {
+            let mut s = synthetic().shape(Split::Train, 0);
+            s.points.iter_mut().for_each(|v| *v = 0.0);
+            s
+        })
+        .collect();
+    let mut c = cfg(Augment::None);
+    c.batch_size = 8;
+    c.noise = 0.02;
+    for uniform in [false, true] {
+        c.noise_uniform = uniform;
+        let b = make_batch(&shapes, &c, &mut ChaCha8Rng::seed_from_u64(11)).unwrap();
+        let pos = b.pos.to_vec2::<f32>().unwrap();
+        let ids = b.batch.to_vec1::<u32>().unwrap();
+        let mut sum = [0.0f64; 8];
+        let mut count = [0usize; 8];
+        for (p, &g) in pos.iter().zip(&ids) {
+            sum[g as usize] += p.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
+            count[g as usize] += 3;
+        }
+        // Per-shape RMS displacement = that shape's noise level (up to sampling error).
+        let sigmas: Vec<f64> = sum
+            .iter()
+            .zip(&count)
+            .map(|(s, n)| (s / *n as f64).sqrt())
+            .collect();
+        let (lo, hi) = sigmas
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(hi < 0.02 * 1.2, "levels {sigmas:?}");
+        if uniform {
+            assert!(
+                hi - lo > 0.005,
+                "levels should differ per shape: {sigmas:?}"
+            );
+        } else {
+            assert!(lo > 0.02 * 0.8, "every shape at the full level: {sigmas:?}");
+        }
+    }
 }

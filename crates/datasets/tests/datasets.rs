@@ -275,8 +275,12 @@ fn modelnet_layout_round_trips_and_reports_broken_indices() {
     };
     let train: Vec<Shape> = (0..d.len()).map(|i| d.shape(Split::Train, i)).collect();
     let test: Vec<Shape> = (0..10).map(|i| d.shape(Split::Test, i)).collect();
-    write_modelnet_normal(&dir, "synthetic", &SYNTHETIC_CLASS_NAMES, &train, &test).unwrap();
+    let ids =
+        write_modelnet_normal(&dir, "synthetic", &SYNTHETIC_CLASS_NAMES, &train, &test).unwrap();
+    assert_eq!(ids.len(), 30);
     let m = ModelNetNormal::open(&dir).unwrap();
+    assert_eq!(m.entries(Split::Train)[0].id, ids[0]);
+    assert_eq!(m.entries(Split::Test)[0].id, ids[20]);
     assert_eq!(m.classes.len(), 10);
     assert_eq!(
         (m.entries(Split::Train).len(), m.entries(Split::Test).len()),
@@ -309,6 +313,35 @@ fn modelnet_layout_round_trips_and_reports_broken_indices() {
         .to_string()
         .contains("_test.txt"));
     assert!(ModelNetNormal::open(&dir.join("nope")).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The provenance file of converted data: read by id, absent is `None`, malformed lines are
+/// errors that name the line.
+#[test]
+fn sources_file_reads_and_reports_bad_lines() {
+    let dir = tmp("sources");
+    assert!(read_sources(&dir).unwrap().is_none());
+    let header = "id\tsplit\tsource\tclosed\topen\treversed\tundefined\n";
+    std::fs::write(
+        dir.join(SOURCES_FILE),
+        format!("{header}a_0001\ttrain\tx/a.off\t2\t1\t1\t0\nb_0001\ttest\tb.off\t0\t0\t0\t1\n"),
+    )
+    .unwrap();
+    let s = read_sources(&dir).unwrap().unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s["a_0001"].mesh, "x/a.off");
+    assert_eq!(s["a_0001"].orientation.flipped, 1);
+    assert!(s["a_0001"].has_outside() && !s["b_0001"].has_outside());
+    for (bad, what) in [
+        ("a_0001\ttrain\ta.off\t1\t0\n", "7 tab-separated"),
+        ("a_0001\ttrain\ta.off\tone\t0\t0\t0\n", "not a count"),
+        ("a\tt\ta\t1\t0\t0\t0\na\tt\ta\t1\t0\t0\t0\n", "duplicate"),
+    ] {
+        std::fs::write(dir.join(SOURCES_FILE), format!("{header}{bad}")).unwrap();
+        let e = read_sources(&dir).unwrap_err().to_string();
+        assert!(e.contains(SOURCES_FILE) && e.contains(what), "{e}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

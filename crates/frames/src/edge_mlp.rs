@@ -1,27 +1,32 @@
 //! The learned-frame edge network as one CPU kernel.
 //!
-//! `V[i, k, :] = sum_{e -> i} phi_k(x_e) env_e unit_e` with `phi(x) = W2 silu(W1 x + b1) + b2`.
+//! `V[i, k, :] = sum_{e -> i} phi_k(x_e) env_e unit_e` with `phi(x) = W2 silu(W1 x + b1) + b2`,
+//! where `x_e` is the edge's invariant scalars followed by a Gaussian radial basis of its length.
 //!
 //! Composed from candle ops this evaluates a dozen elementwise kernels over `(E, hidden)`
 //! tensors and keeps them all for the backward pass; with 262k edges it was the entire cost of
 //! TF-PointNet++ over plain PointNet++ (see the README). Here the edges go in fixed chunks, each
 //! layer of a chunk is one matrix product (SIMD kernels), nothing of size `(E, hidden)` outlives
 //! its chunk, and the backward recomputes the hidden layer instead of storing it. The math runs
-//! in the tensors' own dtype (f32 products and exponentials cost half of f64 ones).
+//! in the tensors' own dtype (f32 products and exponentials cost half of f64 ones). The radial
+//! basis is expanded inside the chunk from each edge's length, so the `(E, n_rbf)` basis is never
+//! materialised either (as candle ops it cost five passes over it and a libm `exp` per entry).
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
-//! - `edges`: `(E, I + 1 + d)`: MLP input `x_e`, envelope `env_e`, unit vector `unit_e`
+//! - `edges`: `(E, S + [1] + 1 + d)`: the `S = I - n_rbf` scalars of `x_e`, the edge length
+//!   (when `n_rbf > 0`), envelope `env_e`, unit vector `unit_e`
 //! - output: `(N, d * d)`, row `i` holding the `d` learned vectors of node `i`
 //!
 //! Gradients flow to both inputs (so positions still receive gradients through the frames);
 //! weight gradients are summed over fixed chunks of edges in order, so they are deterministic.
 //! The backward has no backward of its own (no second derivatives through learned frames).
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, WithDType};
-use nalgebra::{DMatrix, DMatrixView, RealField};
+use nalgebra::{DMatrix, RealField};
 use rayon::prelude::*;
 use tf_group::small_matmul::slice;
 
@@ -29,20 +34,24 @@ use tf_group::small_matmul::slice;
 const CHUNK: usize = 2048;
 
 /// The float types the kernel computes in.
-trait Real: RealField + Copy + WithDType {
+trait Real: RealField + Copy + WithDType + 'static {
+    /// `exp(z)`, vectorisable where it matters (f32).
+    fn fast_exp(z: Self) -> Self;
     /// `1 / (1 + exp(-z))`.
-    fn sigmoid(z: Self) -> Self;
+    fn sigmoid(z: Self) -> Self {
+        Self::one() / (Self::one() + Self::fast_exp(-z))
+    }
 }
 
 impl Real for f32 {
-    fn sigmoid(z: f32) -> f32 {
-        1.0 / (1.0 + exp_f32(-z))
+    fn fast_exp(z: f32) -> f32 {
+        exp_f32(z)
     }
 }
 
 impl Real for f64 {
-    fn sigmoid(z: f64) -> f64 {
-        1.0 / (1.0 + (-z).exp())
+    fn fast_exp(z: f64) -> f64 {
+        z.exp()
     }
 }
 
@@ -69,19 +78,75 @@ fn exp_f32(x: f32) -> f32 {
     er * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
+/// `a . b` with eight independent partial sums: a single running sum is one dependent chain
+/// of float additions, which the compiler may not reorder and so cannot vectorise.
+#[inline(always)]
+fn dot<F: Real>(a: &[F], b: &[F]) -> F {
+    const LANES: usize = 8;
+    let mut acc = [F::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(F::zero(), |t, (x, y)| t + *x * *y);
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += xa[l] * xb[l];
+        }
+    }
+    acc.iter().fold(tail, |t, v| t + *v)
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeMlp {
     pub(crate) dst: Arc<Vec<u32>>,
     pub(crate) n: usize,
+    /// Width `I` of the MLP input.
     pub(crate) input: usize,
+    /// The last `rbf` MLP inputs are a Gaussian basis with centres `k * step`, `k < rbf`, and
+    /// width `step`, expanded from the edge length (0: no basis, every input is given).
+    pub(crate) rbf: usize,
+    pub(crate) step: f64,
     pub(crate) hidden: usize,
     pub(crate) d: usize,
+    /// Keep the forward's activations for the backward (when a gradient will be asked for).
+    pub(crate) keep: bool,
+    pub(crate) cache: ActsCache,
+}
+
+/// One chunk's MLP inputs `x (I, c)`, pre-activations `z`, `sigmoid(z)` (both `(H, c)`) and
+/// outputs `w (d, c)`.
+struct Acts<F: Real> {
+    x: DMatrix<F>,
+    z: DMatrix<F>,
+    sig: DMatrix<F>,
+    w: DMatrix<F>,
+}
+
+/// The forward's [`Acts`] of every chunk, kept for the backward: recomputing them was a third
+/// of the kernel's time (the first product and 32 sigmoids per edge), for about 80 floats of
+/// memory per edge while the graph is alive.
+#[derive(Clone, Default)]
+pub(crate) struct ActsCache(Arc<Mutex<Option<Box<dyn Any + Send + Sync>>>>);
+
+impl ActsCache {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Any + Send + Sync>>> {
+        // A panic elsewhere cannot leave the cache half-written: it is replaced whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for ActsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActsCache")
+    }
 }
 
 /// `V = edge_mlp(packed, edges)`; see the module docs.
 pub(crate) fn edge_mlp(op: EdgeMlp, packed: &Tensor, edges: &Tensor) -> Result<Tensor> {
     let (e, w) = edges.dims2()?;
-    if w != op.input + 1 + op.d || e != op.dst.len() {
+    if op.rbf > op.input || w != op.raw() + 1 + op.d || e != op.dst.len() {
         bail!(
             "edge network: edge data {:?} does not fit the plan",
             edges.dims()
@@ -106,9 +171,17 @@ struct Mats<F: Real> {
     /// `W2 (d, H)` row-major.
     w2_rows: Vec<F>,
     b2: Vec<F>,
+    /// Radial basis centres.
+    centres: Vec<F>,
+    inv_step: F,
 }
 
 impl EdgeMlp {
+    /// Edge-row columns before the envelope: the scalars, then the length if there is a basis.
+    fn raw(&self) -> usize {
+        self.input - self.rbf + usize::from(self.rbf > 0)
+    }
+
     /// Splits the packed weights `[W1 (H, I), b1, W2 (d, H), b2]` into matrices.
     fn mats<F: Real>(&self, p: &[F]) -> Mats<F> {
         let (h, i, d) = (self.hidden, self.input, self.d);
@@ -122,23 +195,42 @@ impl EdgeMlp {
             b1: b1.to_vec(),
             w2_rows: w2.to_vec(),
             b2: b2.to_vec(),
+            centres: (0..self.rbf)
+                .map(|k| <F as WithDType>::from_f64(k as f64 * self.step))
+                .collect(),
+            inv_step: <F as WithDType>::from_f64(1.0 / self.step),
         }
     }
 
-    /// The two layers of one chunk of edge rows, as matrices with one column per edge:
-    /// `(z, sig, s, w)` = pre-activations, `sigmoid(z)`, activations `z sigmoid(z)` (all
-    /// `(H, c)`) and outputs `(d, c)`.
-    #[allow(clippy::type_complexity)]
-    fn layers<F: Real>(
-        &self,
-        m: &Mats<F>,
-        rows: &[F],
-    ) -> (DMatrix<F>, DMatrix<F>, DMatrix<F>, DMatrix<F>) {
-        let (d, h, width) = (self.d, self.hidden, self.input + 1 + self.d);
+    /// The MLP inputs of one chunk of edge rows, one column per edge: the scalars, then
+    /// `exp(-((r - c_k) / step)^2)` of the edge length `r`.
+    fn inputs<F: Real>(&self, m: &Mats<F>, rows: &[F]) -> DMatrix<F> {
+        let (i, width) = (self.input, self.raw() + 1 + self.d);
+        let ns = i - self.rbf;
         let c = rows.len() / width;
-        // The MLP inputs are the first `input` numbers of each edge row: a strided view.
-        let xt = DMatrixView::from_slice_with_strides(rows, self.input, c, 1, width);
-        let mut z = &m.w1 * xt;
+        let mut x = DMatrix::<F>::zeros(i, c);
+        for (col, row) in x
+            .as_mut_slice()
+            .chunks_exact_mut(i)
+            .zip(rows.chunks_exact(width))
+        {
+            col[..ns].copy_from_slice(&row[..ns]);
+            if self.rbf > 0 {
+                let r = row[ns];
+                for (v, &ck) in col[ns..].iter_mut().zip(&m.centres) {
+                    let t = (r - ck) * m.inv_step;
+                    *v = F::fast_exp(-t * t);
+                }
+            }
+        }
+        x
+    }
+
+    /// The inputs and both layers of one chunk of edge rows.
+    fn acts<F: Real>(&self, m: &Mats<F>, rows: &[F]) -> Acts<F> {
+        let x = self.inputs(m, rows);
+        let (d, h, c) = (self.d, self.hidden, x.ncols());
+        let mut z = &m.w1 * &x;
         for col in z.as_mut_slice().chunks_exact_mut(h) {
             col.iter_mut().zip(&m.b1).for_each(|(v, b)| *v += *b);
         }
@@ -160,40 +252,42 @@ impl EdgeMlp {
         let mut w = DMatrix::<F>::zeros(d, c);
         for (mut wcol, scol) in w.column_iter_mut().zip(s.as_slice().chunks_exact(h)) {
             for k in 0..d {
-                let row = &m.w2_rows[k * h..(k + 1) * h];
-                wcol[k] = row
-                    .iter()
-                    .zip(scol)
-                    .fold(m.b2[k], |acc, (a, b)| acc + *a * *b);
+                wcol[k] = m.b2[k] + dot(&m.w2_rows[k * h..(k + 1) * h], scol);
             }
         }
-        (z, sig, s, w)
+        Acts { x, z, sig, w }
     }
 
     fn forward<F: Real>(&self, p: &[F], edges: &[F]) -> Vec<F> {
-        let (d, width) = (self.d, self.input + 1 + self.d);
+        let (d, raw) = (self.d, self.raw());
+        let width = raw + 1 + d;
         let m = self.mats(p);
         // Per-edge messages, chunk by chunk in parallel, then a sequential scatter in edge
         // order: deterministic.
-        let msgs: Vec<Vec<F>> = edges
+        let chunks: Vec<(Vec<F>, Acts<F>)> = edges
             .par_chunks(width * CHUNK)
             .map(|rows| {
-                let (_, _, _, w) = self.layers(&m, rows);
+                let acts = self.acts(&m, rows);
+                let w = &acts.w;
                 let mut out = vec![F::zero(); w.ncols() * d * d];
                 for ((mo, row), wcol) in out
                     .chunks_exact_mut(d * d)
                     .zip(rows.chunks_exact(width))
                     .zip(w.column_iter())
                 {
-                    let (env, unit) = (row[self.input], &row[self.input + 1..]);
+                    let (env, unit) = (row[raw], &row[raw + 1..]);
                     for (k, mk) in mo.chunks_exact_mut(d).enumerate() {
                         let wk = wcol[k] * env;
                         mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
                     }
                 }
-                out
+                (out, acts)
             })
             .collect();
+        let (msgs, acts): (Vec<Vec<F>>, Vec<Acts<F>>) = chunks.into_iter().unzip();
+        if self.keep {
+            *self.cache.lock() = Some(Box::new(acts));
+        }
         let mut out = vec![F::zero(); self.n * d * d];
         for (m, &i) in msgs
             .iter()
@@ -210,8 +304,15 @@ impl EdgeMlp {
 
     /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`.
     fn backward<F: Real>(&self, p: &[F], edges: &[F], g: &[F]) -> (Vec<F>, Vec<F>) {
-        let (d, h, inp, width) = (self.d, self.hidden, self.input, self.input + 1 + self.d);
+        let (d, h, inp, raw) = (self.d, self.hidden, self.input, self.raw());
+        let width = raw + 1 + d;
+        let ns = inp - self.rbf;
         let m = self.mats(p);
+        let guard = self.cache.lock();
+        let cached = guard
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Vec<Acts<F>>>())
+            .filter(|a| a.len() == edges.len().div_ceil(width * CHUNK));
         let mut gedges = vec![F::zero(); edges.len()];
         let partials: Vec<Vec<F>> = edges
             .par_chunks(width * CHUNK)
@@ -219,7 +320,15 @@ impl EdgeMlp {
             .enumerate()
             .map(|(chunk, (rows, grows))| {
                 let c = rows.len() / width;
-                let (z, sig, s, w) = self.layers(&m, rows);
+                // The forward's activations when it kept them, else recomputed.
+                let fresh;
+                let Acts { x, z, sig, w } = match cached.map(|a| &a[chunk]) {
+                    Some(a) if a.w.ncols() == c => a,
+                    _ => {
+                        fresh = self.acts(&m, rows);
+                        &fresh
+                    }
+                };
                 // msg[k, a] = w[k] env unit[a]: gradients of w (as a matrix), env and unit.
                 let mut gw = DMatrix::<F>::zeros(d, c);
                 for (e, ((row, grow), mut gcol)) in rows
@@ -230,7 +339,7 @@ impl EdgeMlp {
                 {
                     let i = self.dst[chunk * CHUNK + e] as usize;
                     let gi = &g[i * d * d..(i + 1) * d * d];
-                    let (env, unit) = (row[inp], &row[inp + 1..]);
+                    let (env, unit) = (row[raw], &row[raw + 1..]);
                     let mut genv = F::zero();
                     for k in 0..d {
                         let gu = gi[k * d..(k + 1) * d]
@@ -240,9 +349,9 @@ impl EdgeMlp {
                         gcol[k] = env * gu;
                         genv += w[(k, e)] * gu;
                     }
-                    grow[inp] = genv;
+                    grow[raw] = genv;
                     for a in 0..d {
-                        grow[inp + 1 + a] =
+                        grow[raw + 1 + a] =
                             env * (0..d).fold(F::zero(), |acc, k| acc + w[(k, e)] * gi[k * d + a]);
                     }
                 }
@@ -250,10 +359,10 @@ impl EdgeMlp {
                 // then gz = gs * silu'(z).
                 let mut gz = DMatrix::<F>::zeros(h, c);
                 let mut gw2 = vec![F::zero(); d * h];
-                for (e, ((gzcol, scol), (zcol, sgcol))) in gz
+                let mut scol = vec![F::zero(); h];
+                for (e, (gzcol, (zcol, sgcol))) in gz
                     .as_mut_slice()
                     .chunks_exact_mut(h)
-                    .zip(s.as_slice().chunks_exact(h))
                     .zip(
                         z.as_slice()
                             .chunks_exact(h)
@@ -261,27 +370,47 @@ impl EdgeMlp {
                     )
                     .enumerate()
                 {
+                    // Activations s = z sigmoid(z).
+                    for ((sj, &zj), &sg) in scol.iter_mut().zip(zcol).zip(sgcol) {
+                        *sj = zj * sg;
+                    }
                     for k in 0..d {
                         let gk = gw[(k, e)];
                         let row = &m.w2_rows[k * h..(k + 1) * h];
                         gzcol.iter_mut().zip(row).for_each(|(o, w)| *o += gk * *w);
                         gw2[k * h..(k + 1) * h]
                             .iter_mut()
-                            .zip(scol)
+                            .zip(&scol)
                             .for_each(|(o, sj)| *o += gk * *sj);
                     }
                     for ((g, &zj), &sg) in gzcol.iter_mut().zip(zcol).zip(sgcol) {
                         *g *= sg * (F::one() + zj * (F::one() - sg));
                     }
                 }
-                let xt = DMatrixView::from_slice_with_strides(rows, inp, c, 1, width);
-                let gw1 = &gz * xt.transpose();
+                let gw1 = &gz * x.transpose();
                 let gx = &m.w1t * &gz;
-                for (grow, gcol) in grows.chunks_exact_mut(width).zip(gx.column_iter()) {
-                    grow[..inp]
-                        .iter_mut()
-                        .zip(gcol.iter())
-                        .for_each(|(o, v)| *o = *v);
+                // Scalars take their input gradient; the length takes the basis' chain rule,
+                // d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
+                let two = <F as WithDType>::from_f64(2.0);
+                for ((grow, row), (gcol, xcol)) in grows
+                    .chunks_exact_mut(width)
+                    .zip(rows.chunks_exact(width))
+                    .zip(
+                        gx.as_slice()
+                            .chunks_exact(inp)
+                            .zip(x.as_slice().chunks_exact(inp)),
+                    )
+                {
+                    grow[..ns].copy_from_slice(&gcol[..ns]);
+                    if self.rbf > 0 {
+                        let r = row[ns];
+                        grow[ns] = gcol[ns..].iter().zip(&xcol[ns..]).zip(&m.centres).fold(
+                            F::zero(),
+                            |acc, ((g, b), &ck)| {
+                                acc - two * *g * *b * (r - ck) * m.inv_step * m.inv_step
+                            },
+                        );
+                    }
                 }
                 // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
                 let mut gp = Vec::with_capacity(p.len());

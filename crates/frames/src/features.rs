@@ -19,20 +19,40 @@ pub enum InputFeatures {
     /// No computed features.
     #[default]
     None,
-    /// The PCA fit of each point's `k` nearest neighbours: surface variation `λ_min / Σλ` (`0n`)
-    /// and the normal oriented away from the centroid (`1n`), rep `1x0n+1x1n`.
+    /// The PCA fit of each point's nearest neighbours at `scales` neighbourhood sizes `k, 2k,
+    /// 4k, ...`: per scale the surface variation `λ_min / Σλ` (`0n`) and the normal (`1n`),
+    /// rep `Sx0n+Sx1n` (all variations first, then the normals). The first scale's normal is
+    /// oriented away from the centroid and every other scale's normal is signed to agree with
+    /// it, so the estimates differ only where the neighbourhood size matters: small
+    /// neighbourhoods resolve edges and thin parts, large ones average out noise, and a model
+    /// can choose per point.
     PcaNormal {
-        /// Neighbours per fit (the point itself included).
+        /// Neighbours per fit at the first scale.
         k: usize,
+        /// Number of scales (1 = the classical single estimate).
+        #[serde(default = "one")]
+        scales: usize,
     },
 }
 
+fn one() -> usize {
+    1
+}
+
 impl InputFeatures {
+    /// Most PCA scales a feature may ask for (`k << 5` neighbours at the last).
+    pub const MAX_PCA_SCALES: usize = 6;
+
+    /// PCA normals over `k` neighbours at a single scale.
+    pub fn pca(k: usize) -> Self {
+        Self::PcaNormal { k, scales: 1 }
+    }
+
     /// The rep of the features, as a rep string ("" for none).
-    pub fn reps(&self) -> &'static str {
+    pub fn reps(&self) -> String {
         match self {
-            Self::None => "",
-            Self::PcaNormal { .. } => "1x0n+1x1n",
+            Self::None => String::new(),
+            Self::PcaNormal { scales, .. } => format!("{scales}x0n+{scales}x1n"),
         }
     }
 
@@ -41,20 +61,20 @@ impl InputFeatures {
         !matches!(self, Self::None)
     }
 
-    /// Column of the first `1n` vector within a feature row, if any (a normal head can use it
-    /// as the estimate it refines).
-    pub fn vector_offset(&self) -> Option<usize> {
-        match self {
+    /// The normal estimates within a feature row, if any: the column of the first `1n` vector
+    /// and how many `1n` vectors follow it contiguously (a normal head can refine them).
+    pub fn estimates(&self) -> Option<(usize, usize)> {
+        match *self {
             Self::None => None,
-            Self::PcaNormal { .. } => Some(1),
+            Self::PcaNormal { scales, .. } => Some((scales, scales)),
         }
     }
 
     /// Width of a feature row in dimension `d`.
     pub fn dim(&self, d: usize) -> usize {
-        match self {
+        match *self {
             Self::None => 0,
-            Self::PcaNormal { .. } => 1 + d,
+            Self::PcaNormal { scales, .. } => scales * (1 + d),
         }
     }
 
@@ -62,15 +82,47 @@ impl InputFeatures {
     pub fn compute(&self, points: &[f64], d: usize) -> Result<Vec<f64>> {
         match *self {
             Self::None => Ok(Vec::new()),
-            Self::PcaNormal { k } => {
-                let (normals, variation) = pca_fit(points, d, k)?;
-                let mut out = Vec::with_capacity(variation.len() * (1 + d));
-                for (v, nrm) in variation.iter().zip(normals.chunks(d)) {
-                    out.push(*v);
-                    out.extend_from_slice(nrm);
+            Self::PcaNormal { k, scales } => {
+                if scales == 0 || scales > Self::MAX_PCA_SCALES {
+                    candle_core::bail!(
+                        "PCA features need 1 to {} scales, got {scales}",
+                        Self::MAX_PCA_SCALES
+                    );
+                }
+                let n = points.len() / d.max(1);
+                let mut fits: Vec<(Vec<f64>, Vec<f64>)> = Vec::with_capacity(scales);
+                for s in 0..scales {
+                    // Small clouds cap the larger neighbourhoods at the whole cloud.
+                    let ks = if s == 0 {
+                        k
+                    } else {
+                        (k << s).min(n.saturating_sub(1)).max(k)
+                    };
+                    let (mut normals, variation) = pca_fit(points, d, ks)?;
+                    if let Some((reference, _)) = fits.first() {
+                        align(&mut normals, reference, d);
+                    }
+                    fits.push((normals, variation));
+                }
+                let mut out = Vec::with_capacity(n * scales * (1 + d));
+                for i in 0..n {
+                    out.extend(fits.iter().map(|(_, v)| v[i]));
+                    for (nrm, _) in &fits {
+                        out.extend_from_slice(&nrm[i * d..(i + 1) * d]);
+                    }
                 }
                 Ok(out)
             }
+        }
+    }
+}
+
+/// Signs each normal to agree with the reference normal of the same point (an invariant
+/// choice: the sign of a dot product), so multi-scale estimates share one orientation.
+fn align(normals: &mut [f64], reference: &[f64], d: usize) {
+    for (n, r) in normals.chunks_mut(d).zip(reference.chunks(d)) {
+        if n.iter().zip(r).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
+            n.iter_mut().for_each(|v| *v = -*v);
         }
     }
 }
@@ -92,9 +144,6 @@ mod tests {
             .chunks(3)
             .flat_map(|p| [2.0 * p[0], p[1], 0.5 * p[2]])
             .collect();
-        let spec = InputFeatures::PcaNormal { k: 12 };
-        let f = spec.compute(&pts, 3).unwrap();
-        assert_eq!(f.len(), n * spec.dim(3));
         let q = loop {
             let q = haar_orthogonal_host(3, &mut rng);
             let det = q[0] * (q[4] * q[8] - q[5] * q[7]) - q[1] * (q[3] * q[8] - q[5] * q[6])
@@ -110,20 +159,42 @@ mod tests {
                 moved.push((0..3).map(|c| q[r * 3 + c] * p[c]).sum::<f64>() + t[r]);
             }
         }
-        let g = spec.compute(&moved, 3).unwrap();
-        let mut err: f64 = 0.0;
-        for (a, b) in f.chunks(4).zip(g.chunks(4)) {
-            err = err.max((a[0] - b[0]).abs());
-            for r in 0..3 {
-                let qa: f64 = (0..3).map(|c| q[r * 3 + c] * a[1 + c]).sum();
-                err = err.max((qa - b[1 + r]).abs());
+        for spec in [
+            InputFeatures::pca(12),
+            InputFeatures::PcaNormal { k: 6, scales: 3 },
+        ] {
+            let f = spec.compute(&pts, 3).unwrap();
+            let w = spec.dim(3);
+            assert_eq!(f.len(), n * w);
+            let (offset, count) = spec.estimates().unwrap();
+            assert_eq!(offset + 3 * count, w);
+            let g = spec.compute(&moved, 3).unwrap();
+            let mut err: f64 = 0.0;
+            for (a, b) in f.chunks(w).zip(g.chunks(w)) {
+                // Variations are invariant, normals rotate with Q.
+                for c in 0..offset {
+                    err = err.max((a[c] - b[c]).abs());
+                }
+                for (va, vb) in a[offset..].chunks(3).zip(b[offset..].chunks(3)) {
+                    for r in 0..3 {
+                        let qa: f64 = (0..3).map(|c| q[r * 3 + c] * va[c]).sum();
+                        err = err.max((qa - vb[r]).abs());
+                    }
+                }
+                // Every scale's normal agrees in sign with the first one.
+                for v in a[offset + 3..].chunks(3) {
+                    let dot: f64 = (0..3).map(|c| v[c] * a[offset + c]).sum();
+                    assert!(dot >= 0.0, "scales disagree in sign: {dot}");
+                }
             }
+            assert!(err < 1e-9, "equivariance error {err}");
+            // Coincident points: finite features with zero normals.
+            let same = vec![1.0; 30];
+            let h = spec.compute(&same, 3).unwrap();
+            assert!(h.iter().all(|v| v.is_finite()));
+            assert!(h.chunks(w).all(|r| r[offset..].iter().all(|v| *v == 0.0)));
         }
-        assert!(err < 1e-9, "equivariance error {err}");
-        // Coincident points: finite features with a zero normal.
-        let same = vec![1.0; 30];
-        let h = spec.compute(&same, 3).unwrap();
-        assert!(h.iter().all(|v| v.is_finite()));
-        assert!(h.chunks(4).all(|r| r[1..].iter().all(|v| *v == 0.0)));
+        let bad = InputFeatures::PcaNormal { k: 6, scales: 0 };
+        assert!(bad.compute(&pts, 3).is_err());
     }
 }

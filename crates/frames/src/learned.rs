@@ -84,10 +84,17 @@ impl LearnedFrames {
         &self.cfg
     }
 
-    /// Gaussian radial basis `(E, n_rbf)` of distances `(E, 1)`.
+    /// Spacing (and width) of the radial basis functions on `[0, cutoff]`.
+    fn rbf_step(&self) -> f64 {
+        self.cfg.cutoff / self.cfg.n_rbf.max(2).saturating_sub(1) as f64
+    }
+
+    /// Gaussian radial basis `(E, n_rbf)` of distances `(E, 1)`, as candle ops (the kernel
+    /// computes the same inside its chunks; this is the reference it is tested against).
+    #[cfg(test)]
     fn rbf(&self, dist: &Tensor) -> Result<Tensor> {
         let n = self.cfg.n_rbf;
-        let step = self.cfg.cutoff / n.max(2).saturating_sub(1) as f64;
+        let step = self.rbf_step();
         let centers: Vec<f64> = (0..n).map(|k| k as f64 * step).collect();
         let centers = Tensor::from_vec(centers, (1, n), dist.device())?.to_dtype(dist.dtype())?;
         (dist.broadcast_sub(&centers)? / step)?.sqr()?.neg()?.exp()
@@ -96,6 +103,8 @@ impl LearnedFrames {
 
 impl LearnedFrames {
     /// `v_{i,k} = sum_{e -> i} phi_k(x_e) env_e unit_e` as `(N, d, d)`, by the fused kernel.
+    /// `phi_in` holds each edge's scalars and then its length (the kernel expands the radial
+    /// basis).
     fn learned_vectors(
         &self,
         phi_in: &Tensor,
@@ -118,12 +127,17 @@ impl LearnedFrames {
             0,
         )?;
         let edges = Tensor::cat(&[phi_in, env, unit], 1)?;
+        let n_rbf = self.cfg.n_rbf;
         let op = EdgeMlp {
             dst: Arc::new(dst.to_vec1::<u32>()?),
             n,
-            input: phi_in.dims()[1],
+            input: phi_in.dims()[1] - 1 + n_rbf,
+            rbf: n_rbf,
+            step: self.rbf_step(),
             hidden: self.cfg.hidden,
             d,
+            keep: packed.track_op() || edges.track_op(),
+            cache: Default::default(),
         };
         edge_mlp(op, &packed, &edges)?.reshape((n, d, d))
     }
@@ -140,7 +154,7 @@ impl FrameBuilder for LearnedFrames {
         }
         let (src, dst) = split_edges(input.edge_index)?;
         let (rel, dist) = relative(input.pos, input.edge_index)?;
-        let mut feats = vec![self.rbf(&dist)?];
+        let mut feats = vec![dist.clone()];
         if self.cfg.n_scalars > 0 {
             let Some(s) = input.scalars else {
                 bail!(
@@ -223,15 +237,20 @@ mod tests {
                 .collect();
             Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
         };
-        let (x, env, unit) = (
-            rnd((e, 4 + cfg.n_rbf), 0.1),
-            rnd((e, 1), 0.2),
-            rnd((e, d), 0.3),
-        );
+        // Edge inputs: 2 x 2 node scalars, then the edge length (the kernel expands its basis).
+        let (x, env, unit) = (rnd((e, 4 + 1), 0.1), rnd((e, 1), 0.2), rnd((e, d), 0.3));
         let fused = lf.learned_vectors(&x, &env, &unit, &dst, n).unwrap();
+        let phi_in = Tensor::cat(
+            &[
+                x.narrow(1, 0, 4).unwrap(),
+                lf.rbf(&x.narrow(1, 4, 1).unwrap()).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
         let w = lf
             .lin2
-            .forward(&lf.lin1.forward(&x).unwrap().silu().unwrap())
+            .forward(&lf.lin1.forward(&phi_in).unwrap().silu().unwrap())
             .unwrap();
         let msg = w
             .broadcast_mul(&env)

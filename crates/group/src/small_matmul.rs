@@ -93,47 +93,60 @@ impl Op {
             .for_each(|(r, o)| {
                 let a = &a[r * a_row..(r + 1) * a_row];
                 let b = &b[r * b_row..(r + 1) * b_row];
-                match self {
-                    // o[i, m] = sum_j U[i, j] Z[m, j]
-                    Op::Rotate => {
-                        for i in 0..d {
-                            let ui = &a[i * d..(i + 1) * d];
-                            for (mm, zm) in b.chunks_exact(d).enumerate() {
-                                o[i * m + mm] = dot(ui, zm);
-                            }
-                        }
-                    }
-                    // o[m, j] = sum_i U[i, j] G[i, m]
-                    Op::Unrotate => {
-                        for i in 0..d {
-                            let ui = &a[i * d..(i + 1) * d];
-                            let gi = &b[i * m..(i + 1) * m];
-                            for (om, &g) in o.chunks_exact_mut(d).zip(gi) {
-                                for (x, &u) in om.iter_mut().zip(ui) {
-                                    *x += u * g;
-                                }
-                            }
-                        }
-                    }
-                    // o[i, j] = sum_m G[i, m] Z[m, j]
-                    Op::Outer => {
-                        for i in 0..d {
-                            let gi = &a[i * m..(i + 1) * m];
-                            let oi = &mut o[i * d..(i + 1) * d];
-                            for (&g, zm) in gi.iter().zip(b.chunks_exact(d)) {
-                                for (x, &z) in oi.iter_mut().zip(zm) {
-                                    *x += g * z;
-                                }
-                            }
-                        }
-                    }
+                // A literal `d` per arm lets the compiler unroll the tiny inner loops (with a
+                // runtime `d` they stay generic loops of trip count 3, about 2x slower).
+                match d {
+                    2 => self.row(a, b, o, 2, m),
+                    3 => self.row(a, b, o, 3, m),
+                    4 => self.row(a, b, o, 4, m),
+                    _ => self.row(a, b, o, d, m),
                 }
             });
         out
     }
+
+    /// One row of [`run`](Self::run); always inlined so that a constant `d` propagates.
+    #[inline(always)]
+    fn row<T: WithDType>(self, a: &[T], b: &[T], o: &mut [T], d: usize, m: usize) {
+        match self {
+            // o[i, m] = sum_j U[i, j] Z[m, j]
+            Op::Rotate => {
+                for i in 0..d {
+                    let ui = &a[i * d..(i + 1) * d];
+                    for (mm, zm) in b.chunks_exact(d).enumerate() {
+                        o[i * m + mm] = dot(ui, zm);
+                    }
+                }
+            }
+            // o[m, j] = sum_i U[i, j] G[i, m]
+            Op::Unrotate => {
+                for i in 0..d {
+                    let ui = &a[i * d..(i + 1) * d];
+                    let gi = &b[i * m..(i + 1) * m];
+                    for (om, &g) in o.chunks_exact_mut(d).zip(gi) {
+                        for (x, &u) in om.iter_mut().zip(ui) {
+                            *x += u * g;
+                        }
+                    }
+                }
+            }
+            // o[i, j] = sum_m G[i, m] Z[m, j]
+            Op::Outer => {
+                for i in 0..d {
+                    let gi = &a[i * m..(i + 1) * m];
+                    let oi = &mut o[i * d..(i + 1) * d];
+                    for (&g, zm) in gi.iter().zip(b.chunks_exact(d)) {
+                        for (x, &z) in oi.iter_mut().zip(zm) {
+                            *x += g * z;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-#[inline]
+#[inline(always)]
 fn dot<T: WithDType>(a: &[T], b: &[T]) -> T {
     a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
 }

@@ -172,17 +172,26 @@ impl PointConv {
     }
 }
 
+/// The invariant weights of a normal head's input estimates.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    lin: Linear,
+    offset: usize,
+    count: usize,
+}
+
 /// The output layer of each head kind.
 #[derive(Debug, Clone)]
 pub(crate) enum Head {
     /// A `1n` vector per point, mapped back to global coordinates. With `gate`, the model was
-    /// given an estimate of the normal among its input features (a `1n` vector at the column
-    /// stored with it); the head then predicts `a(f) * estimate + W f`: an invariant weight
-    /// that can keep, flip or discount the estimate, plus a correction.
+    /// given estimates of the normal among its input features (`count` contiguous `1n` vectors
+    /// from column `offset`); the head then predicts `Σ_s a_s(f) * estimate_s + W f`: invariant
+    /// weights that can keep, flip, discount or choose between the estimates, plus a
+    /// correction.
     Normals {
         lin: Linear,
         rho: RepAction,
-        gate: Option<(Linear, usize)>,
+        gate: Option<Gate>,
     },
     /// Invariant logits (per point or per shape).
     Logits { mlp: Mlp },
@@ -194,7 +203,7 @@ impl Head {
         d: usize,
         in_dim: usize,
         hidden: usize,
-        gate: Option<usize>,
+        gate: Option<(usize, usize)>,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(match head {
@@ -204,9 +213,10 @@ impl Head {
                     rho: RepAction::new(&TensorReps::vectors(1), d)?,
                     gate: None,
                 },
-                // Refining an estimate: the correction starts at zero and the gate at one, so
-                // training starts from the estimate itself (a zero-initialised residual branch).
-                Some(offset) => {
+                // Refining estimates: the correction starts at zero and every gate at 1 / count,
+                // so training starts from the estimates' mean (a zero-initialised residual
+                // branch; with one estimate, the estimate itself).
+                Some((offset, count)) => {
                     let zero = |vb: &VarBuilder, rows: usize, bias: f64| -> Result<Linear> {
                         let w =
                             vb.get_with_hints((rows, in_dim), "weight", candle_nn::init::ZERO)?;
@@ -216,7 +226,11 @@ impl Head {
                     Head::Normals {
                         lin: zero(&vb.pp("normals"), d, 0.0)?,
                         rho: RepAction::new(&TensorReps::vectors(1), d)?,
-                        gate: Some((zero(&vb.pp("gate"), 1, 1.0)?, offset)),
+                        gate: Some(Gate {
+                            lin: zero(&vb.pp("gate"), count, 1.0 / count as f64)?,
+                            offset,
+                            count,
+                        }),
                     }
                 }
             },
@@ -244,13 +258,16 @@ impl Head {
         match self {
             Head::Normals { lin, rho, gate } => {
                 let mut out = lin.forward(local)?;
-                if let Some((gate, offset)) = gate {
+                if let Some(Gate { lin, offset, count }) = gate {
                     let Some(input) = input else {
                         bail!("a gated normals head needs the input features");
                     };
-                    let d = rho.d();
-                    let estimate = input.narrow(1, *offset, d)?;
-                    out = (out + estimate.broadcast_mul(&gate.forward(local)?)?)?;
+                    let (d, n) = (rho.d(), input.dim(0)?);
+                    let estimates = input
+                        .narrow(1, *offset, count * d)?
+                        .reshape((n, *count, d))?;
+                    let weights = lin.forward(local)?.unsqueeze(2)?;
+                    out = (out + estimates.broadcast_mul(&weights)?.sum(1)?)?;
                 }
                 ctx.node_to_global(&out, rho)
             }

@@ -210,6 +210,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals",
     "pointnet2-normals-refined",
     "pointnet2-normals-pca",
+    "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -292,7 +293,10 @@ impl ModelConfig {
         Ok(match name {
             "pointnet2-normals" => with(&|_| {}),
             "pointnet2-normals-refined" => with(&|c| c.refine = true),
-            "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::PcaNormal { k: 16 }),
+            "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::pca(16)),
+            "pointnet2-normals-pca-multiscale" => {
+                with(&|c| c.input = InputFeatures::PcaNormal { k: 8, scales: 3 })
+            }
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
             "pointnet2-normals-random-frames" => with(&|c| c.frames.kind = FrameChoice::Random),
             "pointnet2-normals-augmentation" => with(&|c| {
@@ -402,11 +406,17 @@ impl ModelConfig {
                         c.in_reps
                     ));
                 }
-                if let InputFeatures::PcaNormal { k } = c.input {
+                if let InputFeatures::PcaNormal { k, scales } = c.input {
                     if k < c.d {
                         return bad(format!(
                             "input: a PCA normal needs k >= d = {}, got {k}",
                             c.d
+                        ));
+                    }
+                    if !(1..=InputFeatures::MAX_PCA_SCALES).contains(&scales) {
+                        return bad(format!(
+                            "input: PCA scales must be 1 to {}, got {scales}",
+                            InputFeatures::MAX_PCA_SCALES
                         ));
                     }
                 }

@@ -81,9 +81,9 @@ impl PointNet2 {
         let in_reps = if cfg.input.is_some() {
             cfg.input.reps()
         } else {
-            &cfg.in_reps
+            cfg.in_reps.clone()
         };
-        let input = InputEmbedding::new(in_reps, d)?;
+        let input = InputEmbedding::new(&in_reps, d)?;
         let mut level_reps = vec![input.reps().clone()];
         let mut sa = Vec::new();
         for (i, s) in cfg.sa.iter().enumerate() {
@@ -163,7 +163,7 @@ impl PointNet2 {
             d,
             head_in,
             cfg.global_hidden,
-            cfg.input.vector_offset(),
+            cfg.input.estimates(),
             vb.pp("head"),
         )?;
         Ok(Self {

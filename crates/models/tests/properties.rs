@@ -72,6 +72,7 @@ const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals",
     "pointnet2-normals-refined",
     "pointnet2-normals-pca",
+    "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
     "pointnet2-classification",
@@ -96,7 +97,7 @@ proptest! {
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);
-        for p in ["pointnet2-normals", "pointnet2-normals-pca"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale"] {
             let m = model(p, d, seed);
             prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
         }
@@ -358,31 +359,50 @@ fn bad_inputs_are_errors() {
     assert!(c.validate().unwrap_err().to_string().contains("not both"));
     if let ModelConfig::Pointnet2(p) = &mut c {
         p.in_reps = String::new();
-        p.input = tf_models::InputFeatures::PcaNormal { k: 2 };
+        p.input = tf_models::InputFeatures::pca(2);
     }
     assert!(c.validate().unwrap_err().to_string().contains("k >= d"));
+    for scales in [0, 7] {
+        if let ModelConfig::Pointnet2(p) = &mut c {
+            p.input = tf_models::InputFeatures::PcaNormal { k: 8, scales };
+        }
+        assert!(c.validate().unwrap_err().to_string().contains("scales"));
+    }
 }
 
-/// The refining head starts exactly at its estimate: an untrained model returns the PCA
-/// normals it was given.
+/// The refining head starts exactly at its estimates: an untrained model returns the PCA
+/// normal it was given, or the mean of the (sign-aligned) estimates at several scales.
 #[test]
 fn an_untrained_refining_head_returns_the_estimate() {
-    let m = Model::new(
-        ModelConfig::preset("pointnet2-normals-pca", 3).unwrap(),
-        DType::F64,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let (pos, batch) = shapes(3, 64, 2);
-    let f = features(&m, &pos, &batch).unwrap();
-    let out = m
-        .forward(&Batch {
-            pos: &pos,
-            batch: Some(&batch),
-            features: Some(&f),
-        })
-        .unwrap()
-        .values;
-    let err = tf_testing::max_rel_diff(&out, &f.narrow(1, 1, 3).unwrap()).unwrap();
-    assert!(err < 1e-12, "{err:e}");
+    for (preset, scales) in [
+        ("pointnet2-normals-pca", 1),
+        ("pointnet2-normals-pca-multiscale", 3),
+    ] {
+        let m = Model::new(
+            ModelConfig::preset(preset, 3).unwrap(),
+            DType::F64,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let (pos, batch) = shapes(3, 64, 2);
+        let f = features(&m, &pos, &batch).unwrap();
+        let out = m
+            .forward(&Batch {
+                pos: &pos,
+                batch: Some(&batch),
+                features: Some(&f),
+            })
+            .unwrap()
+            .values;
+        let n = f.dim(0).unwrap();
+        let mean = f
+            .narrow(1, scales, 3 * scales)
+            .unwrap()
+            .reshape((n, scales, 3))
+            .unwrap()
+            .mean(1)
+            .unwrap();
+        let err = tf_testing::max_rel_diff(&out, &mean).unwrap();
+        assert!(err < 1e-12, "{preset}: {err:e}");
+    }
 }

@@ -30,6 +30,38 @@ pub struct NormalScores {
     pub abs_cos: f64,
 }
 
+/// Scores of the model (without consensus) and of PCA at the first `k` on one test shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShapeScores {
+    /// Dataset name.
+    pub data: String,
+    /// Gaussian position noise added.
+    pub noise: f64,
+    /// Shape id, e.g. `mech_0003`.
+    pub id: String,
+    /// Points scored.
+    pub points: usize,
+    /// The model's mean cos and mean |cos|.
+    pub cos: f64,
+    /// See `cos`.
+    pub abs_cos: f64,
+    /// PCA's mean cos and mean |cos|.
+    pub pca_cos: f64,
+    /// See `pca_cos`.
+    pub pca_abs_cos: f64,
+    /// Whether the source mesh has an outside (from the folder's provenance file, if any).
+    pub has_outside: Option<bool>,
+}
+
+/// What [`evaluate_normals`] measures: one row per method, and per-shape scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct NormalsReport {
+    /// One row per method.
+    pub rows: Vec<NormalScores>,
+    /// One entry per test shape.
+    pub shapes: Vec<ShapeScores>,
+}
+
 fn accumulate(est: &[f64], truth: &[f64], d: usize, acc: &mut (f64, f64, usize)) {
     for (e, t) in est.chunks(d).zip(truth.chunks(d)) {
         let len = t.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
@@ -41,12 +73,13 @@ fn accumulate(est: &[f64], truth: &[f64], d: usize, acc: &mut (f64, f64, usize))
 }
 
 /// How [`evaluate_normals`] runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NormalsEval {
     /// Points per model input (the training size).
     pub group: usize,
-    /// Neighbours of PCA.
-    pub k: usize,
+    /// Neighbour counts of the PCA baselines on all points (one row each; the first is also
+    /// run on the model's groups).
+    pub ks: Vec<usize>,
     /// At most this many test shapes.
     pub max_shapes: Option<usize>,
     /// Seed of the transformations, noise and groupings.
@@ -57,32 +90,43 @@ pub struct NormalsEval {
     pub passes: usize,
 }
 
-/// Scores `model` (grouped inference) and PCA (all points, and the model's groups) on every
-/// test shape of a ModelNet-normal folder, each under its own Haar-random element of O(3).
+/// Scores `model` (grouped inference, with and without orientation consensus) and PCA (on all
+/// points at every `k` of `e.ks`, and on the model's groups at the first) on every test shape
+/// of a ModelNet-normal folder, each under its own Haar-random element of O(3).
 pub fn evaluate_normals(
     model: &Model,
     name: &str,
     root: &std::path::Path,
     e: &NormalsEval,
-) -> Result<[NormalScores; 4]> {
+) -> Result<NormalsReport> {
     let NormalsEval {
         group,
-        k,
+        ref ks,
         max_shapes,
         seed,
         noise,
         passes,
     } = *e;
+    let Some(&k) = ks.first() else {
+        anyhow::bail!("evaluate-normals needs at least one PCA neighbour count");
+    };
     let set = ModelNetNormal::open(root)?;
+    let ids: Vec<String> = set
+        .entries(Split::Test)
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
     let split = tf_datasets::ModelNetSplit(set, Split::Test);
+    let sources = tf_datasets::read_sources(root)?;
+    let mut per_shape = Vec::new();
+    // The model and PCA (first k) on the shapes whose outside is defined.
+    let (mut ours_defined, mut pca_defined, mut defined) =
+        ((0.0, 0.0, 0usize), (0.0, 0.0, 0usize), 0usize);
     let n = max_shapes.map_or(split.len(), |m| m.min(split.len()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (mut ours, mut ours_consensus, mut pca, mut pca_sub) = (
-        (0.0, 0.0, 0usize),
-        (0.0, 0.0, 0usize),
-        (0.0, 0.0, 0usize),
-        (0.0, 0.0, 0usize),
-    );
+    let (mut ours, mut ours_consensus, mut pca_sub) =
+        ((0.0, 0.0, 0usize), (0.0, 0.0, 0usize), (0.0, 0.0, 0usize));
+    let mut pca = vec![(0.0, 0.0, 0usize); ks.len()];
     for i in 0..n {
         let shape = split.get(i)?;
         let d = shape.d;
@@ -110,8 +154,14 @@ pub fn evaluate_normals(
             passes,
             ..Default::default()
         };
+        let mut shape_ours = (0.0, 0.0, 0usize);
         if let (Output::Normals(est), _) = predict(model, &pts, group, &opts)? {
-            accumulate(&est, &nrm, d, &mut ours);
+            accumulate(&est, &nrm, d, &mut shape_ours);
+            ours = (
+                ours.0 + shape_ours.0,
+                ours.1 + shape_ours.1,
+                ours.2 + shape_ours.2,
+            );
             let mut c = est.clone();
             crate::predict::orientation_consensus(
                 &pts,
@@ -122,7 +172,40 @@ pub fn evaluate_normals(
             )?;
             accumulate(&c, &nrm, d, &mut ours_consensus);
         }
-        accumulate(&tf_frames::pca_normals(&pts, d, k)?, &nrm, d, &mut pca);
+        let mut shape_pca = (0.0, 0.0, 0usize);
+        for (j, (&k, acc)) in ks.iter().zip(pca.iter_mut()).enumerate() {
+            let est = tf_frames::pca_normals(&pts, d, k)?;
+            accumulate(&est, &nrm, d, acc);
+            if j == 0 {
+                accumulate(&est, &nrm, d, &mut shape_pca);
+            }
+        }
+        let id = ids.get(i).cloned().unwrap_or_default();
+        let has_outside = sources
+            .as_ref()
+            .map(|m| m.get(&id).is_none_or(|s| s.has_outside()));
+        if has_outside == Some(true) {
+            defined += 1;
+            for (acc, a) in [
+                (&mut ours_defined, shape_ours),
+                (&mut pca_defined, shape_pca),
+            ] {
+                *acc = (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2);
+            }
+        }
+        let mean = |a: (f64, f64, usize)| (a.0 / a.2.max(1) as f64, a.1 / a.2.max(1) as f64);
+        let ((cos, abs_cos), (pca_cos, pca_abs_cos)) = (mean(shape_ours), mean(shape_pca));
+        per_shape.push(ShapeScores {
+            data: name.into(),
+            noise,
+            id,
+            points: shape_pca.2,
+            cos,
+            abs_cos,
+            pca_cos,
+            pca_abs_cos,
+            has_outside,
+        });
         // PCA on exactly the groups the model sees (the same density as the model).
         let m = pts.len() / d;
         let mut order: Vec<usize> = (0..m).collect();
@@ -142,20 +225,22 @@ pub fn evaluate_normals(
         }
         accumulate(&est, &nrm, d, &mut pca_sub);
     }
-    let row = |method: String, a: (f64, f64, usize)| NormalScores {
+    let row_of = |method: String, a: (f64, f64, usize), shapes: usize| NormalScores {
         data: name.into(),
         method,
-        shapes: n,
+        shapes,
         points: a.2,
         noise,
         cos: a.0 / a.2.max(1) as f64,
         abs_cos: a.1 / a.2.max(1) as f64,
     };
-    Ok([
+    let row = |method: String, a: (f64, f64, usize)| row_of(method, a, n);
+    let mut rows = vec![
         row(
             match model.config().input_features() {
-                tf_models::InputFeatures::PcaNormal { k } => {
-                    format!("TF-PointNet++ refining PCA normals (k = {k})")
+                tf_models::InputFeatures::PcaNormal { k, scales } => {
+                    let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
+                    format!("TF-PointNet++ refining PCA normals (k = {})", ks.join(", "))
                 }
                 _ => "TF-PointNet++".into(),
             },
@@ -165,13 +250,33 @@ pub fn evaluate_normals(
             "the same + neighbour orientation consensus".into(),
             ours_consensus,
         ),
-        row(
+    ];
+    for (&k, acc) in ks.iter().zip(pca) {
+        rows.push(row(
             format!("PCA, k = {k}, all points, oriented away from the centroid"),
-            pca,
-        ),
-        row(
-            format!("PCA, k = {k}, on the model's groups of {group} points"),
-            pca_sub,
-        ),
-    ])
+            acc,
+        ));
+    }
+    rows.push(row(
+        format!("PCA, k = {k}, on the model's groups of {group} points"),
+        pca_sub,
+    ));
+    if sources.is_some() {
+        // Orientation is only defined where the mesh has an outside (not, e.g., for a single
+        // triangle): the oriented scores on those shapes alone.
+        rows.push(row_of(
+            "the model, on the shapes whose mesh has an outside".into(),
+            ours_defined,
+            defined,
+        ));
+        rows.push(row_of(
+            format!("PCA, k = {k}, all points, on the same shapes"),
+            pca_defined,
+            defined,
+        ));
+    }
+    Ok(NormalsReport {
+        rows,
+        shapes: per_shape,
+    })
 }

@@ -272,5 +272,13 @@ fn data_convert_samples_meshes_into_the_modelnet_layout() {
     );
     let out = run(&["data", "inspect", o.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 classes"));
+    // Provenance: every shape names its mesh; the tetrahedra are closed, so have an outside.
+    let sources = tensor_frames::datasets::read_sources(&o).unwrap().unwrap();
+    assert_eq!(sources.len(), 3);
+    let meshes: Vec<&str> = sources.values().map(|s| s.mesh.as_str()).collect();
+    for m in ["a.off", "b.off", "c.off"] {
+        assert!(meshes.iter().any(|x| x.ends_with(m)), "{meshes:?}");
+    }
+    assert!(sources.values().all(|s| s.has_outside()));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -120,3 +120,79 @@ fn orientation_consensus_repairs_isolated_flips() {
     assert_eq!(flips, n / 10);
     assert_eq!(noisy, exact);
 }
+
+/// `evaluate-normals` on a small ModelNet-normal fixture: one row per method, scores in range,
+/// PCA near-perfect on smooth shapes at every k, and the bundled model orients them.
+#[test]
+fn evaluate_normals_scores_every_method_on_a_fixture() {
+    use tensor_frames::evaluate::{evaluate_normals, NormalsEval};
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = |split| {
+        (0..2)
+            .map(|class| {
+                Synthetic {
+                    shapes_per_class: 1,
+                    points: 1500,
+                    noise: 0.0,
+                    seed: 4,
+                }
+                .shape(split, class)
+            })
+            .map(|mut s| {
+                s.label = 0;
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    tensor_frames::datasets::write_modelnet_normal(
+        dir.path(),
+        "fixture",
+        &["blob"],
+        &shapes(Split::Train),
+        &shapes(Split::Test),
+    )
+    .unwrap();
+    let model =
+        tensor_frames::train::load_model(&bundled_model().unwrap(), candle_core::DType::F32)
+            .unwrap();
+    let e = NormalsEval {
+        group: 1024,
+        ks: vec![16, 8],
+        max_shapes: None,
+        seed: 1,
+        noise: 0.0,
+        passes: 1,
+    };
+    let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
+    let rows = &report.rows;
+    // ours, ours + consensus, PCA at k = 16 and 8 on all points, PCA on the groups.
+    assert_eq!(rows.len(), 5);
+    for r in rows {
+        assert_eq!((r.shapes, r.points), (2, 3000), "{}", r.method);
+        assert!(r.cos.abs() <= r.abs_cos + 1e-12 && r.abs_cos <= 1.0 + 1e-12);
+    }
+    assert!(rows[2].method.contains("k = 16") && rows[3].method.contains("k = 8"));
+    assert!(rows[2].abs_cos > 0.95 && rows[3].abs_cos > 0.95);
+    assert!(rows[0].cos > 0.8, "bundled model: mean cos {}", rows[0].cos);
+    // Per-shape scores average to the rows (equal point counts).
+    assert_eq!(report.shapes.len(), 2);
+    assert!(report.shapes[0].id.starts_with("blob_"));
+    let mean = report.shapes.iter().map(|s| s.pca_cos).sum::<f64>() / 2.0;
+    assert!((mean - rows[2].cos).abs() < 1e-9);
+    // With a provenance file, two more rows: the shapes whose mesh has an outside.
+    let ids = ["blob_0003", "blob_0004"]; // train shapes are 0001 and 0002
+    let mut tsv = String::from("id\tsplit\tsource\tclosed\topen\treversed\tundefined\n");
+    tsv.push_str(&format!("{}\ttest\ta.off\t1\t0\t0\t0\n", ids[0]));
+    tsv.push_str(&format!("{}\ttest\ttriangle.off\t0\t0\t0\t1\n", ids[1]));
+    std::fs::write(dir.path().join(tensor_frames::datasets::SOURCES_FILE), tsv).unwrap();
+    let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
+    assert_eq!(report.rows.len(), 7);
+    let (ours, pca) = (&report.rows[5], &report.rows[6]);
+    assert_eq!((ours.shapes, ours.points, pca.points), (1, 1500, 1500));
+    let first = &report.shapes[0];
+    assert_eq!((first.id.as_str(), first.has_outside), (ids[0], Some(true)));
+    assert_eq!(report.shapes[1].has_outside, Some(false));
+    assert!((ours.cos - first.cos).abs() < 1e-12 && (pca.cos - first.pca_cos).abs() < 1e-12);
+    let none = NormalsEval { ks: vec![], ..e };
+    assert!(evaluate_normals(&model, "fixture", dir.path(), &none).is_err());
+}

@@ -57,6 +57,10 @@ pub struct TrainConfig {
     pub augment: AugmentChoice,
     /// Gaussian position noise added to training points, relative to the unit ball.
     pub noise: f64,
+    /// Draw each training shape's noise level uniformly from `[0, noise]`, so one model learns
+    /// clean and noisy inputs alike.
+    #[serde(default)]
+    pub noise_uniform: bool,
     /// Normal regression: weight of the unoriented term `1 - |cos|` added to the training loss
     /// `1 - cos`. The oriented loss alone gives no signal for the direction where the
     /// orientation is uncertain (both signs are equally likely, so every direction has expected
@@ -84,6 +88,7 @@ impl Default for TrainConfig {
             clip_norm: 5.0,
             augment: AugmentChoice::None,
             noise: 0.0,
+            noise_uniform: false,
             unoriented_weight: 0.0,
             seed: 0,
             keep_last: 2,

@@ -98,6 +98,7 @@ fn batch_config(cfg: &RunConfig, augment: Augment, seed: u64) -> BatchConfig {
         shuffle: true,
         seed,
         noise: cfg.train.noise,
+        noise_uniform: cfg.train.noise_uniform,
         features: cfg.model.input_features(),
     }
 }
@@ -380,7 +381,7 @@ pub fn transform_batch(
     };
     let features = match &batch.features {
         Some(f) => {
-            let reps = tf_group::TensorReps::parse(features.reps())
+            let reps = tf_group::TensorReps::parse(&features.reps())
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             let rho = tf_group::RepAction::new(&reps, d)?;
             let per_row: Vec<f64> = owner
@@ -422,6 +423,7 @@ pub fn evaluate(
         shuffle: false,
         seed: eval.seed,
         noise: 0.0,
+        noise_uniform: false,
         features: model.config().input_features(),
     };
     // The control frames draw from a fixed stream, so evaluation is repeatable.

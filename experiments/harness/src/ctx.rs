@@ -423,6 +423,7 @@ pub fn pca_metrics(
         shuffle: false,
         seed: eval.seed,
         noise: 0.0,
+        noise_uniform: false,
         features: Default::default(),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(eval.seed ^ 0x0072_6f74);

@@ -74,6 +74,7 @@ impl Experiment for Overhead {
             shuffle: false,
             seed: 0,
             noise: 0.0,
+            noise_uniform: false,
             features: Default::default(),
         };
         let batch = make_batch(&shapes, &cfg, &mut rng)?;

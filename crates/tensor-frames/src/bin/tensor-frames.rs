@@ -375,9 +375,10 @@ struct EvalNormalsArgs {
         default_value = "data/real/cgal,data/real/kicad"
     )]
     data: Vec<std::path::PathBuf>,
-    /// Neighbours of the PCA baseline.
-    #[arg(long, default_value_t = 16)]
-    k: usize,
+    /// Neighbour counts of the PCA baselines, comma separated (one row each; the first is also
+    /// run on the model's groups).
+    #[arg(long, value_delimiter = ',', default_value = "16,8,32")]
+    k: Vec<usize>,
     /// At most this many test shapes per folder.
     #[arg(long)]
     max_shapes: Option<usize>,
@@ -407,7 +408,7 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
         .map(|s| s.config.train.points)
         .unwrap_or(1024);
     let start = std::time::Instant::now();
-    let mut rows = Vec::new();
+    let (mut rows, mut shapes) = (Vec::new(), Vec::new());
     for root in &a.data {
         let name = root
             .file_name()
@@ -416,13 +417,15 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
         for &noise in &a.noise {
             let e = NormalsEval {
                 group,
-                k: a.k,
+                ks: a.k.clone(),
                 max_shapes: a.max_shapes,
                 seed: a.seed,
                 noise,
                 passes: a.passes,
             };
-            rows.extend(evaluate_normals(&model, &name, root, &e)?);
+            let report = evaluate_normals(&model, &name, root, &e)?;
+            rows.extend(report.rows);
+            shapes.extend(report.shapes);
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -431,7 +434,7 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
         "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}",
         ckpt.display(),
         data.join(","),
-        a.k,
+        a.k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.seed,
         a.noise.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.passes,
@@ -443,10 +446,11 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
          under its own Haar-random rotation or reflection, optionally with Gaussian position \
          noise (relative to the unit ball). The model predicts at its training density (random \
          groups of points, averaged over several groupings, see `tensor-frames predict`); a \
-         model that refines PCA normals gets them computed on all points (the same estimate as \
-         the PCA row) and predicts `a(f) * estimate + correction`. PCA uses k nearest \
-         neighbours, on all points or on the model's groups, and orients normals away from the \
-         centroid. Every row sees the same noisy points.\n\n\
+         model that refines PCA normals gets them computed on all points and predicts \
+         `sum_s a_s(f) * estimate_s + correction`. PCA uses k nearest neighbours, on all points \
+         (at several k, so the baseline is not held to one neighbourhood size) or on the model's \
+         groups, and orients normals away from the centroid. Every row sees the same noisy \
+         points.\n\n\
          | data | noise | method | shapes | points | mean cos (oriented) | mean abs cos (unoriented) |\n|---|---|---|---|---|---|---|\n",
     );
     for r in &rows {
@@ -460,7 +464,13 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
 Wall time {secs:.0} s. Command: `{command}`
 "
     ));
-    let json = serde_json::json!({ "command": command, "seconds": secs, "rows": rows });
+    md.push_str(&format!(
+        "\nPer-shape scores of the model and of PCA (k = {}): `{}`.\n",
+        a.k.first().copied().unwrap_or_default(),
+        a.out.with_extension("json").display()
+    ));
+    let json =
+        serde_json::json!({ "command": command, "seconds": secs, "rows": rows, "shapes": shapes });
     write_atomic(&a.out.with_extension("md"), &md)?;
     write_atomic(
         &a.out.with_extension("json"),
@@ -730,11 +740,14 @@ fn convert(
     classes.sort();
     classes.dedup();
     let (mut train, mut test, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    // Per written shape: its source mesh and how its components were oriented.
+    let (mut train_src, mut test_src) = (Vec::new(), Vec::new());
     let mut orientation = tensor_frames::datasets::Orientation::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     for f in &files {
         let label = classes.iter().position(|c| *c == class_of(f)).unwrap_or(0) as u32;
         // Ground-truth normals must point outward: reverse inside-out closed components first.
+        let mut this = tensor_frames::datasets::Orientation::default();
         let sampled = read_mesh(f).and_then(|mut m| {
             let o = m.orient_outward();
             tracing::debug!(mesh = %f.display(), ?o, "orientation");
@@ -742,8 +755,10 @@ fn convert(
             orientation.open += o.open;
             orientation.flipped += o.flipped;
             orientation.undefined += o.undefined;
+            this = o;
             m.sample(points, MeshNormals::Face, 0.0, label, &mut rng)
         });
+        let source = f.strip_prefix(meshes).unwrap_or(f).display().to_string();
         match sampled {
             Ok(mut shape) => {
                 shape.normalize();
@@ -759,16 +774,34 @@ fn convert(
                     })
                     .unwrap_or(0);
                 if (h % 1000) as f64 / 1000.0 < test_fraction {
-                    test.push(shape)
+                    test.push(shape);
+                    test_src.push((source, this));
                 } else {
-                    train.push(shape)
+                    train.push(shape);
+                    train_src.push((source, this));
                 }
             }
             Err(e) => skipped.push(e.to_string()),
         }
     }
     let names: Vec<&str> = classes.iter().map(String::as_str).collect();
-    write_modelnet_normal(out, "real", &names, &train, &test)?;
+    let ids = write_modelnet_normal(out, "real", &names, &train, &test)?;
+    // Provenance: which mesh each shape came from, and whether its outside is defined (the
+    // oriented score of a shape without one, e.g. a single triangle, is meaningless).
+    let mut tsv = String::from("id\tsplit\tsource\tclosed\topen\treversed\tundefined\n");
+    let splits =
+        std::iter::repeat_n("train", train.len()).chain(std::iter::repeat_n("test", test.len()));
+    for ((id, split), (source, o)) in ids
+        .iter()
+        .zip(splits)
+        .zip(train_src.iter().chain(&test_src))
+    {
+        tsv.push_str(&format!(
+            "{id}\t{split}\t{source}\t{}\t{}\t{}\t{}\n",
+            o.closed, o.open, o.flipped, o.undefined
+        ));
+    }
+    write_atomic(&out.join(tensor_frames::datasets::SOURCES_FILE), &tsv)?;
     println!(
         "{} meshes -> {} train + {} test shapes of {points} points in {} classes at {}; {} skipped",
         files.len(),
