@@ -10,7 +10,7 @@
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::normals::pca_fit;
+use crate::normals::pca_fit_scales;
 
 /// Per-point features computed from the whole cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,19 +90,21 @@ impl InputFeatures {
                     );
                 }
                 let n = points.len() / d.max(1);
-                let mut fits: Vec<(Vec<f64>, Vec<f64>)> = Vec::with_capacity(scales);
-                for s in 0..scales {
-                    // Small clouds cap the larger neighbourhoods at the whole cloud.
-                    let ks = if s == 0 {
-                        k
-                    } else {
-                        (k << s).min(n.saturating_sub(1)).max(k)
-                    };
-                    let (mut normals, variation) = pca_fit(points, d, ks)?;
-                    if let Some((reference, _)) = fits.first() {
-                        align(&mut normals, reference, d);
-                    }
-                    fits.push((normals, variation));
+                // Small clouds cap the larger neighbourhoods at the whole cloud. One neighbour
+                // search serves every scale (the smaller neighbourhoods are its prefixes).
+                let ks: Vec<usize> = (0..scales)
+                    .map(|s| {
+                        if s == 0 {
+                            k
+                        } else {
+                            (k << s).min(n.saturating_sub(1)).max(k)
+                        }
+                    })
+                    .collect();
+                let mut fits = pca_fit_scales(points, d, &ks)?;
+                let (first, rest) = fits.split_at_mut(1);
+                for (normals, _) in rest {
+                    align(normals, &first[0].0, d);
                 }
                 let mut out = Vec::with_capacity(n * scales * (1 + d));
                 for i in 0..n {

@@ -20,7 +20,20 @@ pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
 /// neighbourhood of coincident points gets a zero normal (the only choice that commutes with
 /// every rotation) and variation `1 / d`.
 pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut fits = pca_fit_scales(points, d, &[k])?;
+    Ok(fits.remove(0))
+}
+
+/// [`pca_fit`] at several neighbour counts from one neighbour search: the `k` nearest are a
+/// prefix of the `max(ks)` nearest (neighbours come nearest first, ties broken by index), so
+/// each fit equals `pca_fit(points, d, k)`.
+pub(crate) fn pca_fit_scales(
+    points: &[f64],
+    d: usize,
+    ks: &[usize],
+) -> Result<Vec<(Vec<f64>, Vec<f64>)>> {
     use rayon::prelude::*;
+    let k = ks.iter().copied().max().unwrap_or(0);
     if d == 0 || points.len() % d != 0 {
         bail!("points must be n x d with d >= 1");
     }
@@ -37,6 +50,13 @@ pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>
     let edges = knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
     let src = edges.get(0)?.to_vec1::<u32>()?;
     let dst = edges.get(1)?.to_vec1::<u32>()?;
+    if ks.iter().any(|&kk| kk < d - 1) {
+        bail!(
+            "PCA normals need k >= d - 1 = {} neighbours, got {ks:?}",
+            d - 1
+        );
+    }
+    // The point itself first, then its neighbours nearest first.
     let mut neigh: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
     for (s, t) in src.iter().zip(&dst) {
         neigh[*t as usize].push(*s as usize);
@@ -53,51 +73,79 @@ pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>
         .iter()
         .fold(0.0f64, |m, v| m.max(v.abs()))
         .max(1e-300);
-    let fits: Vec<(Vec<f64>, f64)> =
-        neigh
-            .par_iter()
-            .enumerate()
-            .map(|(i, nb)| {
-                let mut mean = vec![0.0; d];
-                for &j in nb {
-                    for a in 0..d {
-                        mean[a] += points[j * d + a] / nb.len() as f64;
-                    }
+    let fit = Fit {
+        points,
+        d,
+        centroid: &centroid,
+        scale,
+    };
+    Ok(ks
+        .iter()
+        .map(|&kk| {
+            let fits: Vec<(Vec<f64>, f64)> = neigh
+                .par_iter()
+                .enumerate()
+                .map(|(i, nb)| fit.one(i, &nb[..nb.len().min(kk + 1)]))
+                .collect();
+            let mut normals = Vec::with_capacity(n * d);
+            let mut variation = Vec::with_capacity(n);
+            for (nrm, var) in fits {
+                normals.extend(nrm);
+                variation.push(var);
+            }
+            (normals, variation)
+        })
+        .collect())
+}
+
+/// What every neighbourhood fit of one cloud shares.
+struct Fit<'a> {
+    points: &'a [f64],
+    d: usize,
+    centroid: &'a [f64],
+    scale: f64,
+}
+
+impl Fit<'_> {
+    /// The normal (oriented away from the centroid) and variation of point `i` from the
+    /// neighbourhood `nb` (indices, the point included).
+    fn one(&self, i: usize, nb: &[usize]) -> (Vec<f64>, f64) {
+        let (points, d) = (self.points, self.d);
+        let mut mean = vec![0.0; d];
+        for &j in nb {
+            for a in 0..d {
+                mean[a] += points[j * d + a] / nb.len() as f64;
+            }
+        }
+        let mut c = DMatrix::<f64>::zeros(d, d);
+        for &j in nb {
+            for a in 0..d {
+                for b in 0..d {
+                    c[(a, b)] += (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
                 }
-                let mut c = DMatrix::<f64>::zeros(d, d);
-                for &j in nb {
-                    for a in 0..d {
-                        for b in 0..d {
-                            c[(a, b)] +=
-                                (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
-                        }
-                    }
-                }
-                let trace = c.trace();
-                if trace <= (1e-12 * scale).powi(2) * nb.len() as f64 {
-                    return (vec![0.0; d], 1.0 / d as f64);
-                }
-                let eig = SymmetricEigen::new(c);
-                let (min, lambda) = eig.eigenvalues.iter().enumerate().fold(
+            }
+        }
+        let trace = c.trace();
+        if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
+            return (vec![0.0; d], 1.0 / d as f64);
+        }
+        let eig = SymmetricEigen::new(c);
+        let (min, lambda) =
+            eig.eigenvalues
+                .iter()
+                .enumerate()
+                .fold(
                     (0, f64::INFINITY),
                     |acc, (idx, &v)| if v < acc.1 { (idx, v) } else { acc },
                 );
-                let v = eig.eigenvectors.column(min);
-                let outward: f64 = (0..d)
-                    .map(|a| v[a] * (points[i * d + a] - centroid[a]))
-                    .sum();
-                let sign = if outward < 0.0 { -1.0 } else { 1.0 };
-                let normal = (0..d).map(|a| sign * v[a]).collect();
-                (normal, (lambda.max(0.0) / trace).min(1.0))
-            })
-            .collect();
-    let mut normals = Vec::with_capacity(n * d);
-    let mut variation = Vec::with_capacity(n);
-    for (nrm, var) in fits {
-        normals.extend(nrm);
-        variation.push(var);
+        let v = eig.eigenvectors.column(min);
+        let outward: f64 = (0..d)
+            .map(|a| v[a] * (points[i * d + a] - self.centroid[a]))
+            .sum();
+        let sign = if outward < 0.0 { -1.0 } else { 1.0 };
+        let normal = (0..d).map(|a| sign * v[a]).collect();
+        (normal, (lambda.max(0.0) / trace).min(1.0))
     }
-    Ok((normals, variation))
 }
 
 #[cfg(test)]

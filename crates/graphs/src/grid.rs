@@ -119,11 +119,20 @@ impl<'a> CellGrid<'a> {
         q.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum()
     }
 
-    /// Calls `f(j, dist2)` for every point within distance `r` of `q` (inclusive).
+    /// Calls `f(j, dist2)` for every point within distance `r` of `q` (inclusive). A radius
+    /// above the cell side scans `ceil(r / cell)` rings of cells, or every point when that
+    /// would visit more cells than there are points.
     pub(crate) fn within(&self, q: &[f64], r: f64, mut f: impl FnMut(u32, f64)) {
         let r2 = r * r;
         let n = self.pos.len() / self.d;
-        if self.brute || r > self.cell {
+        let rings = if self.brute || !r.is_finite() {
+            None
+        } else {
+            let rings = (r / self.cell).ceil().max(1.0);
+            let cells = (2.0 * rings + 1.0).powi(self.d as i32);
+            (cells <= n.max(27) as f64).then_some(rings as i64)
+        };
+        let Some(rings) = rings else {
             for j in 0..n {
                 let d2 = self.dist2(q, j);
                 if d2 <= r2 {
@@ -131,10 +140,10 @@ impl<'a> CellGrid<'a> {
                 }
             }
             return;
-        }
+        };
         let mut center = [0i64; MAX_GRID_DIM];
         self.coords(q, &mut center);
-        let mut offset = [-1i64; MAX_GRID_DIM];
+        let mut offset = [-rings; MAX_GRID_DIM];
         let mut cell = [0i64; MAX_GRID_DIM];
         loop {
             let mut inside = true;
@@ -155,17 +164,17 @@ impl<'a> CellGrid<'a> {
                     }
                 }
             }
-            // odometer over {-1, 0, 1}^d
+            // odometer over {-rings, ..., rings}^d
             let mut axis = 0;
             loop {
                 if axis == self.d {
                     return;
                 }
                 offset[axis] += 1;
-                if offset[axis] <= 1 {
+                if offset[axis] <= rings {
                     break;
                 }
-                offset[axis] = -1;
+                offset[axis] = -rings;
                 axis += 1;
             }
         }

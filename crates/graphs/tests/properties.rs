@@ -321,3 +321,25 @@ fn knn_finds_far_corner_neighbours_in_high_dimension() {
     let far = (m - 1) as u32;
     assert_eq!(e.iter().filter(|(_, i)| *i == far).count(), 2);
 }
+
+/// Large 3D clouds pick their starting radius by sampling: a surface (the surface estimate
+/// holds enough neighbours) and a solid cube with a dense cluster (it does not, and the
+/// search widens by rings of cells). Both match brute force exactly.
+#[test]
+fn knn_matches_brute_force_on_large_surfaces_and_solids() {
+    let sphere = PointCloud::sphere(1500).coords;
+    let solid: Vec<f64> = PointCloud::uniform(3, 1400, 5)
+        .coords
+        .into_iter()
+        .chain((0..300).map(|i| 0.01 * ((i * 37 % 97) as f64 / 97.0)))
+        .collect();
+    for (name, p) in [("sphere", sphere), ("solid", solid)] {
+        let m = p.len() / 3;
+        let pos = Tensor::from_vec(p.clone(), (m, 3), &Device::Cpu).unwrap();
+        for k in [8, 32] {
+            let got = edges(&knn_graph(&pos, None, k, false).unwrap());
+            let want = brute(&p, 3, &[m], |_, _| true, k, false);
+            assert_eq!(got, want, "{name}, k = {k}");
+        }
+    }
+}

@@ -50,6 +50,32 @@ fn every_layer_is_equivariant_in_several_dimensions() {
     }
 }
 
+/// The bundled normal estimator, in f64 with its input features recomputed from the moved cloud:
+/// exactly equivariant (the f32 `predict` test in predict.rs has f32 tolerances).
+#[test]
+fn bundled_model_is_exactly_equivariant_in_f64() {
+    let ckpt = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/normals");
+    let out = run(&[
+        "equivariance",
+        "--checkpoint",
+        ckpt,
+        "--trials",
+        "1",
+        "--dtype",
+        "f64",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = v["max_rel_error"].as_f64().unwrap();
+    assert!(err <= 1e-9, "bundled model: {err}");
+    assert_eq!(v["degenerate_frames"].as_u64(), Some(0));
+}
+
 #[test]
 fn identity_frames_are_reported_as_not_equivariant() {
     let out = run(&[
