@@ -40,7 +40,7 @@ table name *args:
     cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
 
 # Retrain the bundled normal estimator (models/normals) on the offline real shapes plus the
-# synthetic set: needs `just data-real` first; about 45 minutes on 2 cores. Resumable: rerun
+# synthetic set: needs `just data-real` first; about an hour on 2 cores. Resumable: rerun
 # the same command after an interruption.
 train-normals:
     cargo run --release -p tensor-frames -- train --config configs/normals-real.toml --out runs/normals-real
