@@ -227,9 +227,10 @@ impl EdgeMlp {
     }
 
     /// The inputs and both layers of one chunk of edge rows.
-    fn acts<F: Real>(&self, m: &Mats<F>, rows: &[F]) -> Acts<F> {
+    #[inline(always)]
+    fn acts<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> Acts<F> {
         let x = self.inputs(m, rows);
-        let (d, h, c) = (self.d, self.hidden, x.ncols());
+        let (h, c) = (self.hidden, x.ncols());
         let mut z = &m.w1 * &x;
         for col in z.as_mut_slice().chunks_exact_mut(h) {
             col.iter_mut().zip(&m.b1).for_each(|(v, b)| *v += *b);
@@ -258,6 +259,158 @@ impl EdgeMlp {
         Acts { x, z, sig, w }
     }
 
+    /// One chunk of [`forward`](Self::forward): its messages and activations. Always inlined,
+    /// so that a literal `d` propagates.
+    #[inline(always)]
+    fn forward_chunk<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> (Vec<F>, Acts<F>) {
+        let raw = self.raw();
+        let width = raw + 1 + d;
+        let acts = self.acts(m, rows, d);
+        let w = &acts.w;
+        let mut out = vec![F::zero(); w.ncols() * d * d];
+        for ((mo, row), wcol) in out
+            .chunks_exact_mut(d * d)
+            .zip(rows.chunks_exact(width))
+            .zip(w.column_iter())
+        {
+            let (env, unit) = (row[raw], &row[raw + 1..]);
+            for (k, mk) in mo.chunks_exact_mut(d).enumerate() {
+                let wk = wcol[k] * env;
+                mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
+            }
+        }
+        (out, acts)
+    }
+
+    /// One chunk of [`backward`](Self::backward): writes the edge-row gradients into `grows`
+    /// and returns the chunk's weight gradients (packed layout). Always inlined, so that a
+    /// literal `d` propagates.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn backward_chunk<F: Real>(
+        &self,
+        m: &Mats<F>,
+        packed_len: usize,
+        rows: &[F],
+        grows: &mut [F],
+        chunk: usize,
+        cached: Option<&Acts<F>>,
+        g: &[F],
+        d: usize,
+    ) -> Vec<F> {
+        let (h, inp, raw) = (self.hidden, self.input, self.raw());
+        let width = raw + 1 + d;
+        let ns = inp - self.rbf;
+        let c = rows.len() / width;
+        // The forward's activations when it kept them, else recomputed.
+        let fresh;
+        let Acts { x, z, sig, w } = match cached {
+            Some(a) if a.w.ncols() == c => a,
+            _ => {
+                fresh = self.acts(m, rows, d);
+                &fresh
+            }
+        };
+        // msg[k, a] = w[k] env unit[a]: gradients of w (as a matrix), env and unit.
+        let mut gw = DMatrix::<F>::zeros(d, c);
+        // Bias gradients are summed in the loops (row sums of column-major matrices
+        // are strided walks).
+        let (mut gb1, mut gb2) = (vec![F::zero(); h], vec![F::zero(); d]);
+        for (e, ((row, grow), mut gcol)) in rows
+            .chunks_exact(width)
+            .zip(grows.chunks_exact_mut(width))
+            .zip(gw.column_iter_mut())
+            .enumerate()
+        {
+            let i = self.dst[chunk * CHUNK + e] as usize;
+            let gi = &g[i * d * d..(i + 1) * d * d];
+            let (env, unit) = (row[raw], &row[raw + 1..]);
+            let mut genv = F::zero();
+            for k in 0..d {
+                let gu = gi[k * d..(k + 1) * d]
+                    .iter()
+                    .zip(unit)
+                    .fold(F::zero(), |acc, (a, b)| acc + *a * *b);
+                gcol[k] = env * gu;
+                gb2[k] += env * gu;
+                genv += w[(k, e)] * gu;
+            }
+            grow[raw] = genv;
+            for a in 0..d {
+                grow[raw + 1 + a] =
+                    env * (0..d).fold(F::zero(), |acc, k| acc + w[(k, e)] * gi[k * d + a]);
+            }
+        }
+        // gs = W2^T gw and gW2 = gw s^T as axpys over contiguous rows (d is tiny);
+        // then gz = gs * silu'(z).
+        let mut gz = DMatrix::<F>::zeros(h, c);
+        let mut gw2 = vec![F::zero(); d * h];
+        let mut scol = vec![F::zero(); h];
+        for (e, (gzcol, (zcol, sgcol))) in gz
+            .as_mut_slice()
+            .chunks_exact_mut(h)
+            .zip(
+                z.as_slice()
+                    .chunks_exact(h)
+                    .zip(sig.as_slice().chunks_exact(h)),
+            )
+            .enumerate()
+        {
+            // Activations s = z sigmoid(z).
+            for ((sj, &zj), &sg) in scol.iter_mut().zip(zcol).zip(sgcol) {
+                *sj = zj * sg;
+            }
+            for k in 0..d {
+                let gk = gw[(k, e)];
+                let row = &m.w2_rows[k * h..(k + 1) * h];
+                gzcol.iter_mut().zip(row).for_each(|(o, w)| *o += gk * *w);
+                gw2[k * h..(k + 1) * h]
+                    .iter_mut()
+                    .zip(&scol)
+                    .for_each(|(o, sj)| *o += gk * *sj);
+            }
+            for (((g, &zj), &sg), b) in gzcol.iter_mut().zip(zcol).zip(sgcol).zip(&mut gb1) {
+                *g *= sg * (F::one() + zj * (F::one() - sg));
+                *b += *g;
+            }
+        }
+        let gw1 = &gz * x.transpose();
+        let gx = &m.w1t * &gz;
+        // Scalars take their input gradient; the length takes the basis' chain rule,
+        // d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
+        let two = <F as WithDType>::from_f64(2.0);
+        for ((grow, row), (gcol, xcol)) in grows
+            .chunks_exact_mut(width)
+            .zip(rows.chunks_exact(width))
+            .zip(
+                gx.as_slice()
+                    .chunks_exact(inp)
+                    .zip(x.as_slice().chunks_exact(inp)),
+            )
+        {
+            grow[..ns].copy_from_slice(&gcol[..ns]);
+            if self.rbf > 0 {
+                let r = row[ns];
+                grow[ns] = gcol[ns..]
+                    .iter()
+                    .zip(&xcol[ns..])
+                    .zip(&m.centres)
+                    .fold(F::zero(), |acc, ((g, b), &ck)| {
+                        acc - two * *g * *b * (r - ck) * m.inv_step * m.inv_step
+                    });
+            }
+        }
+        // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
+        let mut gp = Vec::with_capacity(packed_len);
+        for j in 0..h {
+            gp.extend((0..inp).map(|i| gw1[(j, i)]));
+        }
+        gp.extend_from_slice(&gb1);
+        gp.extend_from_slice(&gw2);
+        gp.extend_from_slice(&gb2);
+        gp
+    }
+
     fn forward<F: Real>(&self, p: &[F], edges: &[F]) -> Vec<F> {
         let (d, raw) = (self.d, self.raw());
         let width = raw + 1 + d;
@@ -266,22 +419,12 @@ impl EdgeMlp {
         // order: deterministic.
         let chunks: Vec<(Vec<F>, Acts<F>)> = edges
             .par_chunks(width * CHUNK)
-            .map(|rows| {
-                let acts = self.acts(&m, rows);
-                let w = &acts.w;
-                let mut out = vec![F::zero(); w.ncols() * d * d];
-                for ((mo, row), wcol) in out
-                    .chunks_exact_mut(d * d)
-                    .zip(rows.chunks_exact(width))
-                    .zip(w.column_iter())
-                {
-                    let (env, unit) = (row[raw], &row[raw + 1..]);
-                    for (k, mk) in mo.chunks_exact_mut(d).enumerate() {
-                        let wk = wcol[k] * env;
-                        mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
-                    }
-                }
-                (out, acts)
+            .map(|rows| match d {
+                // A literal `d` per arm unrolls the per-edge loops over the frame axes.
+                2 => self.forward_chunk(&m, rows, 2),
+                3 => self.forward_chunk(&m, rows, 3),
+                4 => self.forward_chunk(&m, rows, 4),
+                _ => self.forward_chunk(&m, rows, d),
             })
             .collect();
         let (msgs, acts): (Vec<Vec<F>>, Vec<Acts<F>>) = chunks.into_iter().unzip();
@@ -304,9 +447,8 @@ impl EdgeMlp {
 
     /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`.
     fn backward<F: Real>(&self, p: &[F], edges: &[F], g: &[F]) -> (Vec<F>, Vec<F>) {
-        let (d, h, inp, raw) = (self.d, self.hidden, self.input, self.raw());
+        let (d, raw) = (self.d, self.raw());
         let width = raw + 1 + d;
-        let ns = inp - self.rbf;
         let m = self.mats(p);
         let guard = self.cache.lock();
         let cached = guard
@@ -319,108 +461,13 @@ impl EdgeMlp {
             .zip(gedges.par_chunks_mut(width * CHUNK))
             .enumerate()
             .map(|(chunk, (rows, grows))| {
-                let c = rows.len() / width;
-                // The forward's activations when it kept them, else recomputed.
-                let fresh;
-                let Acts { x, z, sig, w } = match cached.map(|a| &a[chunk]) {
-                    Some(a) if a.w.ncols() == c => a,
-                    _ => {
-                        fresh = self.acts(&m, rows);
-                        &fresh
-                    }
-                };
-                // msg[k, a] = w[k] env unit[a]: gradients of w (as a matrix), env and unit.
-                let mut gw = DMatrix::<F>::zeros(d, c);
-                for (e, ((row, grow), mut gcol)) in rows
-                    .chunks_exact(width)
-                    .zip(grows.chunks_exact_mut(width))
-                    .zip(gw.column_iter_mut())
-                    .enumerate()
-                {
-                    let i = self.dst[chunk * CHUNK + e] as usize;
-                    let gi = &g[i * d * d..(i + 1) * d * d];
-                    let (env, unit) = (row[raw], &row[raw + 1..]);
-                    let mut genv = F::zero();
-                    for k in 0..d {
-                        let gu = gi[k * d..(k + 1) * d]
-                            .iter()
-                            .zip(unit)
-                            .fold(F::zero(), |acc, (a, b)| acc + *a * *b);
-                        gcol[k] = env * gu;
-                        genv += w[(k, e)] * gu;
-                    }
-                    grow[raw] = genv;
-                    for a in 0..d {
-                        grow[raw + 1 + a] =
-                            env * (0..d).fold(F::zero(), |acc, k| acc + w[(k, e)] * gi[k * d + a]);
-                    }
+                let acts = cached.map(|a| &a[chunk]);
+                match d {
+                    2 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 2),
+                    3 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 3),
+                    4 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 4),
+                    _ => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, d),
                 }
-                // gs = W2^T gw and gW2 = gw s^T as axpys over contiguous rows (d is tiny);
-                // then gz = gs * silu'(z).
-                let mut gz = DMatrix::<F>::zeros(h, c);
-                let mut gw2 = vec![F::zero(); d * h];
-                let mut scol = vec![F::zero(); h];
-                for (e, (gzcol, (zcol, sgcol))) in gz
-                    .as_mut_slice()
-                    .chunks_exact_mut(h)
-                    .zip(
-                        z.as_slice()
-                            .chunks_exact(h)
-                            .zip(sig.as_slice().chunks_exact(h)),
-                    )
-                    .enumerate()
-                {
-                    // Activations s = z sigmoid(z).
-                    for ((sj, &zj), &sg) in scol.iter_mut().zip(zcol).zip(sgcol) {
-                        *sj = zj * sg;
-                    }
-                    for k in 0..d {
-                        let gk = gw[(k, e)];
-                        let row = &m.w2_rows[k * h..(k + 1) * h];
-                        gzcol.iter_mut().zip(row).for_each(|(o, w)| *o += gk * *w);
-                        gw2[k * h..(k + 1) * h]
-                            .iter_mut()
-                            .zip(&scol)
-                            .for_each(|(o, sj)| *o += gk * *sj);
-                    }
-                    for ((g, &zj), &sg) in gzcol.iter_mut().zip(zcol).zip(sgcol) {
-                        *g *= sg * (F::one() + zj * (F::one() - sg));
-                    }
-                }
-                let gw1 = &gz * x.transpose();
-                let gx = &m.w1t * &gz;
-                // Scalars take their input gradient; the length takes the basis' chain rule,
-                // d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
-                let two = <F as WithDType>::from_f64(2.0);
-                for ((grow, row), (gcol, xcol)) in grows
-                    .chunks_exact_mut(width)
-                    .zip(rows.chunks_exact(width))
-                    .zip(
-                        gx.as_slice()
-                            .chunks_exact(inp)
-                            .zip(x.as_slice().chunks_exact(inp)),
-                    )
-                {
-                    grow[..ns].copy_from_slice(&gcol[..ns]);
-                    if self.rbf > 0 {
-                        let r = row[ns];
-                        grow[ns] = gcol[ns..].iter().zip(&xcol[ns..]).zip(&m.centres).fold(
-                            F::zero(),
-                            |acc, ((g, b), &ck)| {
-                                acc - two * *g * *b * (r - ck) * m.inv_step * m.inv_step
-                            },
-                        );
-                    }
-                }
-                // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
-                let mut gp = Vec::with_capacity(p.len());
-                for j in 0..h {
-                    gp.extend((0..inp).map(|i| gw1[(j, i)]));
-                }
-                gp.extend(gz.row_iter().map(|r| r.sum()));
-                gp.extend_from_slice(&gw2);
-                gp.extend(gw.row_iter().map(|r| r.sum()));
-                gp
             })
             .collect();
         let mut gp = vec![F::zero(); p.len()];
