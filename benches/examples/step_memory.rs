@@ -18,7 +18,8 @@ fn main() -> candle_core::Result<()> {
         DType::F32,
         &Device::Cpu,
     )?;
-    // `TF_STEP_GRAPHS` / `TF_STEP_POINTS` change the batch (default 16 x 1024).
+    // `TF_STEP_GRAPHS` / `TF_STEP_POINTS` change the batch (default 16 x 1024), `TF_STEP_STEPS`
+    // the number of timed steps after the warm-up (default 3).
     let env = |k: &str, default: usize| {
         std::env::var(k)
             .ok()
@@ -28,7 +29,7 @@ fn main() -> candle_core::Result<()> {
     let (pos, batch) = shapes(env("TF_STEP_GRAPHS", 16), env("TF_STEP_POINTS", 1024), 3);
     step(&model, &pos, &batch)?; // warm-up
     let start = std::time::Instant::now();
-    let steps = 3;
+    let steps = env("TF_STEP_STEPS", 3).max(1);
     for _ in 0..steps {
         step(&model, &pos, &batch)?;
     }

@@ -11,7 +11,8 @@
 //!   [`RandomGlobalFrames`] (= data augmentation).
 //! - [`FrameRefinement`]: `R_i <- V_i R_i` from invariant features.
 //! - Classical PCA normals ([`pca_normals`], [`pca_fit`]) and the equivariant per-point input
-//!   features a model can ask the data pipeline for ([`InputFeatures`]).
+//!   features a model can ask the data pipeline for ([`InputFeatures`]); global orientation of
+//!   any normal field by the winding number of the cloud ([`orient_by_winding`]).
 //! - Degenerate neighbourhoods get a deterministic, orthogonal, finite fallback and are counted
 //!   ([`LocalFrames::degenerate`]); see [`orthonormalize`](mod@orthonormalize).
 //!
@@ -47,6 +48,7 @@ mod normals;
 pub mod orthonormalize;
 mod pca;
 mod refine;
+mod winding;
 
 pub use builder::{FrameBuilder, FrameInput};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
@@ -58,3 +60,4 @@ pub use normals::{pca_fit, pca_normals};
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;
+pub use winding::{orient_by_winding, WindingOrientation};

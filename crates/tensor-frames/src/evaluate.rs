@@ -62,6 +62,10 @@ pub struct NormalsReport {
     pub shapes: Vec<ShapeScores>,
 }
 
+fn add(acc: &mut (f64, f64, usize), a: (f64, f64, usize)) {
+    *acc = (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2);
+}
+
 fn accumulate(est: &[f64], truth: &[f64], d: usize, acc: &mut (f64, f64, usize)) {
     for (e, t) in est.chunks(d).zip(truth.chunks(d)) {
         let len = t.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
@@ -90,8 +94,9 @@ pub struct NormalsEval {
     pub passes: usize,
 }
 
-/// Scores `model` (grouped inference, with and without orientation consensus) and PCA (on all
-/// points at every `k` of `e.ks`, and on the model's groups at the first) on every test shape
+/// Scores `model` (grouped inference, alone, with orientation consensus and with winding-number
+/// orientation) and PCA (on all points at every `k` of `e.ks`, with winding-number orientation
+/// at the first `k`, and on the model's groups at the first) on every test shape
 /// of a ModelNet-normal folder, each under its own Haar-random element of O(3).
 pub fn evaluate_normals(
     model: &Model,
@@ -120,12 +125,18 @@ pub fn evaluate_normals(
     let sources = tf_datasets::read_sources(root)?;
     let mut per_shape = Vec::new();
     // The model and PCA (first k) on the shapes whose outside is defined.
-    let (mut ours_defined, mut pca_defined, mut defined) =
-        ((0.0, 0.0, 0usize), (0.0, 0.0, 0usize), 0usize);
+    let (mut ours_defined, mut pca_defined, mut winding_defined, mut defined) = (
+        (0.0, 0.0, 0usize),
+        (0.0, 0.0, 0usize),
+        (0.0, 0.0, 0usize),
+        0usize,
+    );
     let n = max_shapes.map_or(split.len(), |m| m.min(split.len()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (mut ours, mut ours_consensus, mut pca_sub) =
-        ((0.0, 0.0, 0usize), (0.0, 0.0, 0usize), (0.0, 0.0, 0usize));
+    let zero = (0.0, 0.0, 0usize);
+    let (mut ours, mut ours_consensus, mut ours_winding, mut pca_winding, mut pca_sub) =
+        (zero, zero, zero, zero, zero);
+    let winding = tf_frames::WindingOrientation::default();
     let mut pca = vec![(0.0, 0.0, 0usize); ks.len()];
     for i in 0..n {
         let shape = split.get(i)?;
@@ -154,14 +165,10 @@ pub fn evaluate_normals(
             passes,
             ..Default::default()
         };
-        let mut shape_ours = (0.0, 0.0, 0usize);
+        let (mut shape_ours, mut shape_winding) = (zero, zero);
         if let (Output::Normals(est), _) = predict(model, &pts, group, &opts)? {
             accumulate(&est, &nrm, d, &mut shape_ours);
-            ours = (
-                ours.0 + shape_ours.0,
-                ours.1 + shape_ours.1,
-                ours.2 + shape_ours.2,
-            );
+            add(&mut ours, shape_ours);
             let mut c = est.clone();
             crate::predict::orientation_consensus(
                 &pts,
@@ -171,6 +178,10 @@ pub fn evaluate_normals(
                 8,
             )?;
             accumulate(&c, &nrm, d, &mut ours_consensus);
+            let mut w = est;
+            tf_frames::orient_by_winding(&pts, &mut w, d, &winding)?;
+            accumulate(&w, &nrm, d, &mut shape_winding);
+            add(&mut ours_winding, shape_winding);
         }
         let mut shape_pca = (0.0, 0.0, 0usize);
         for (j, (&k, acc)) in ks.iter().zip(pca.iter_mut()).enumerate() {
@@ -178,6 +189,9 @@ pub fn evaluate_normals(
             accumulate(&est, &nrm, d, acc);
             if j == 0 {
                 accumulate(&est, &nrm, d, &mut shape_pca);
+                let mut w = est;
+                tf_frames::orient_by_winding(&pts, &mut w, d, &winding)?;
+                accumulate(&w, &nrm, d, &mut pca_winding);
             }
         }
         let id = ids.get(i).cloned().unwrap_or_default();
@@ -186,12 +200,9 @@ pub fn evaluate_normals(
             .map(|m| m.get(&id).is_none_or(|s| s.has_outside()));
         if has_outside == Some(true) {
             defined += 1;
-            for (acc, a) in [
-                (&mut ours_defined, shape_ours),
-                (&mut pca_defined, shape_pca),
-            ] {
-                *acc = (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2);
-            }
+            add(&mut ours_defined, shape_ours);
+            add(&mut pca_defined, shape_pca);
+            add(&mut winding_defined, shape_winding);
         }
         let mean = |a: (f64, f64, usize)| (a.0 / a.2.max(1) as f64, a.1 / a.2.max(1) as f64);
         let ((cos, abs_cos), (pca_cos, pca_abs_cos)) = (mean(shape_ours), mean(shape_pca));
@@ -250,6 +261,7 @@ pub fn evaluate_normals(
             "the same + neighbour orientation consensus".into(),
             ours_consensus,
         ),
+        row("the same + winding-number orientation".into(), ours_winding),
     ];
     for (&k, acc) in ks.iter().zip(pca) {
         rows.push(row(
@@ -257,6 +269,10 @@ pub fn evaluate_normals(
             acc,
         ));
     }
+    rows.push(row(
+        format!("PCA, k = {k}, all points, winding-number orientation"),
+        pca_winding,
+    ));
     rows.push(row(
         format!("PCA, k = {k}, on the model's groups of {group} points"),
         pca_sub,
@@ -267,6 +283,11 @@ pub fn evaluate_normals(
         rows.push(row_of(
             "the model, on the shapes whose mesh has an outside".into(),
             ours_defined,
+            defined,
+        ));
+        rows.push(row_of(
+            "the model + winding-number orientation, on the same shapes".into(),
+            winding_defined,
             defined,
         ));
         rows.push(row_of(

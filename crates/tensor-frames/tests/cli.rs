@@ -308,3 +308,59 @@ fn data_convert_samples_meshes_into_the_modelnet_layout() {
     assert!(sources.values().all(|s| s.has_outside()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn predict_writes_oriented_normals_with_winding_orientation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (
+        dir.path().join("ball.xyz"),
+        dir.path().join("ball_normals.xyz"),
+    );
+    // A sphere of radius 40 around (7, -3, 2), with its exact normals as columns 4-6.
+    let cloud = tf_testing::strategies::PointCloud::sphere(1500);
+    let text: String = cloud
+        .coords
+        .chunks(3)
+        .map(|u| {
+            format!(
+                "{} {} {} {} {} {}\n",
+                7.0 + 40.0 * u[0],
+                -3.0 + 40.0 * u[1],
+                2.0 + 40.0 * u[2],
+                u[0],
+                u[1],
+                u[2]
+            )
+        })
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let o = run(&[
+        "predict",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--winding",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("winding-number orientation:"), "{stdout}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<f64>> = written
+        .lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 1500);
+    // Oriented agreement with the exact normals: the sphere is the easiest closed surface.
+    let cos = rows
+        .iter()
+        .zip(cloud.coords.chunks(3))
+        .map(|(r, u)| r[3] * u[0] + r[4] * u[1] + r[5] * u[2])
+        .sum::<f64>()
+        / 1500.0;
+    assert!(cos > 0.95, "mean cos {cos}");
+}

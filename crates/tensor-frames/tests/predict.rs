@@ -179,30 +179,43 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
     };
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
     let rows = &report.rows;
-    // ours, ours + consensus, PCA at k = 16 and 8 on all points, PCA on the groups.
-    assert_eq!(rows.len(), 5);
+    // ours, + consensus, + winding; PCA at k = 16 and 8 on all points, PCA k = 16 + winding,
+    // PCA on the groups.
+    assert_eq!(rows.len(), 7);
     for r in rows {
         assert_eq!((r.shapes, r.points), (2, 3000), "{}", r.method);
         assert!(r.cos.abs() <= r.abs_cos + 1e-12 && r.abs_cos <= 1.0 + 1e-12);
     }
-    assert!(rows[2].method.contains("k = 16") && rows[3].method.contains("k = 8"));
-    assert!(rows[2].abs_cos > 0.95 && rows[3].abs_cos > 0.95);
+    assert!(rows[3].method.contains("k = 16") && rows[4].method.contains("k = 8"));
+    assert!(rows[3].abs_cos > 0.95 && rows[4].abs_cos > 0.95);
     assert!(rows[0].cos > 0.8, "bundled model: mean cos {}", rows[0].cos);
+    // Winding orientation changes signs only, and on these closed blobs orients PCA's
+    // normals at least as well as the centroid heuristic.
+    assert!(rows[2].method.contains("winding") && rows[5].method.contains("winding"));
+    assert!((rows[2].abs_cos - rows[0].abs_cos).abs() < 1e-12);
+    assert!((rows[5].abs_cos - rows[3].abs_cos).abs() < 1e-12);
+    assert!(
+        rows[5].cos >= rows[3].cos - 1e-9,
+        "{} vs {}",
+        rows[5].cos,
+        rows[3].cos
+    );
     // Per-shape scores average to the rows (equal point counts).
     assert_eq!(report.shapes.len(), 2);
     assert!(report.shapes[0].id.starts_with("blob_"));
     let mean = report.shapes.iter().map(|s| s.pca_cos).sum::<f64>() / 2.0;
-    assert!((mean - rows[2].cos).abs() < 1e-9);
-    // With a provenance file, two more rows: the shapes whose mesh has an outside.
+    assert!((mean - rows[3].cos).abs() < 1e-9);
+    // With a provenance file, three more rows: the shapes whose mesh has an outside.
     let ids = ["blob_0003", "blob_0004"]; // train shapes are 0001 and 0002
     let mut tsv = String::from("id\tsplit\tsource\tclosed\topen\treversed\tundefined\n");
     tsv.push_str(&format!("{}\ttest\ta.off\t1\t0\t0\t0\n", ids[0]));
     tsv.push_str(&format!("{}\ttest\ttriangle.off\t0\t0\t0\t1\n", ids[1]));
     std::fs::write(dir.path().join(tensor_frames::datasets::SOURCES_FILE), tsv).unwrap();
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
-    assert_eq!(report.rows.len(), 7);
-    let (ours, pca) = (&report.rows[5], &report.rows[6]);
+    assert_eq!(report.rows.len(), 10);
+    let (ours, winding, pca) = (&report.rows[7], &report.rows[8], &report.rows[9]);
     assert_eq!((ours.shapes, ours.points, pca.points), (1, 1500, 1500));
+    assert_eq!(winding.points, 1500);
     let first = &report.shapes[0];
     assert_eq!((first.id.as_str(), first.has_outside), (ids[0], Some(true)));
     assert_eq!(report.shapes[1].has_outside, Some(false));

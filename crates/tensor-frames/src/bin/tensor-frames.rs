@@ -274,6 +274,12 @@ struct PredictArgs {
     /// CAD parts (KiCad: -0.04). Directions are unchanged.
     #[arg(long, default_value_t = 0)]
     consensus: usize,
+    /// Re-orient the normals by the winding number of the whole cloud after the model (and
+    /// after consensus): a global inside/outside vote that repairs wrongly oriented patches on
+    /// closed surfaces (CGAL meshes: +0.03 to +0.06 oriented cos on the shapes with an
+    /// outside), and abstains on thin sheets. Directions are unchanged.
+    #[arg(long)]
+    winding: bool,
 }
 
 fn predict(a: PredictArgs) -> Result<()> {
@@ -311,6 +317,15 @@ fn predict(a: PredictArgs) -> Result<()> {
         )?;
         if a.consensus > 0 {
             println!("orientation consensus: {flips} sign flips");
+        }
+        if a.winding {
+            let wf = tensor_frames::frames::orient_by_winding(
+                &points,
+                normals,
+                d,
+                &tensor_frames::frames::WindingOrientation::default(),
+            )?;
+            println!("winding-number orientation: {wf} sign flips");
         }
     }
     let n = points.len() / d;
