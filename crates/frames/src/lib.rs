@@ -11,8 +11,9 @@
 //!   [`RandomGlobalFrames`] (= data augmentation).
 //! - [`FrameRefinement`]: `R_i <- V_i R_i` from invariant features.
 //! - Classical PCA normals ([`pca_normals`], [`pca_fit`]) and the equivariant per-point input
-//!   features a model can ask the data pipeline for ([`InputFeatures`]); global orientation of
-//!   any normal field by the winding number of the cloud ([`orient_by_winding`]).
+//!   features a model can ask the data pipeline for ([`InputFeatures`]); orientation post-processes
+//!   for any normal field: neighbour consensus ([`orientation_consensus`]) and repair by the
+//!   winding number of the cloud ([`orient_by_winding`]).
 //! - Degenerate neighbourhoods get a deterministic, orthogonal, finite fallback and are counted
 //!   ([`LocalFrames::degenerate`]); see [`orthonormalize`](mod@orthonormalize).
 //!
@@ -45,10 +46,10 @@ mod learned;
 mod local_frames;
 mod nearest;
 mod normals;
+mod orientation;
 pub mod orthonormalize;
 mod pca;
 mod refine;
-mod winding;
 
 pub use builder::{FrameBuilder, FrameInput};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
@@ -57,7 +58,7 @@ pub use learned::{LearnedFrames, LearnedFramesConfig};
 pub use local_frames::{split_edges, LocalFrames};
 pub use nearest::NearestFrames;
 pub use normals::{pca_fit, pca_normals};
+pub use orientation::{orient_by_winding, orientation_consensus, WindingOrientation};
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;
-pub use winding::{orient_by_winding, WindingOrientation};

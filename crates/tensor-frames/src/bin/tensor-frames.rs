@@ -274,10 +274,10 @@ struct PredictArgs {
     /// CAD parts (KiCad: -0.04). Directions are unchanged.
     #[arg(long, default_value_t = 0)]
     consensus: usize,
-    /// Re-orient the normals by the winding number of the whole cloud after the model (and
-    /// after consensus): a global inside/outside vote that repairs wrongly oriented patches on
-    /// closed surfaces (CGAL meshes: +0.03 to +0.06 oriented cos on the shapes with an
-    /// outside), and abstains on thin sheets. Directions are unchanged.
+    /// Repair the orientation after the model (and after consensus) by the winding number of
+    /// the cloud: every point is voted on by the dipole field of all others (nearest loudest),
+    /// which fixes wrongly oriented patches on closed surfaces and abstains on thin sheets (see
+    /// `tf_frames::orient_by_winding`). Directions are unchanged.
     #[arg(long)]
     winding: bool,
 }
