@@ -319,13 +319,17 @@ fn predict(a: PredictArgs) -> Result<()> {
             println!("orientation consensus: {flips} sign flips");
         }
         if a.winding {
+            let start = std::time::Instant::now();
             let wf = tensor_frames::frames::orient_by_winding(
                 &points,
                 normals,
                 d,
                 &tensor_frames::frames::WindingOrientation::default(),
             )?;
-            println!("winding-number orientation: {wf} sign flips");
+            println!(
+                "winding-number orientation: {wf} sign flips in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
         }
     }
     let n = points.len() / d;
