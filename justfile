@@ -23,8 +23,8 @@ proptest-long cases="4096":
 bench:
     cargo bench -p tf-benches
 
-# The main job: every table of the paper in quick mode (embedded synthetic data, 21 minutes
-# on 2 cores on a fresh clone including the build), written to papers/tensor-frames/results/ with
+# The main job: every table of the paper in quick mode (embedded synthetic data, 20 minutes
+# to over an hour on 2 cores depending on the machine, including the build), written to papers/tensor-frames/results/ with
 # summary.md as the index. Finished training runs are cached in runs/ and reused.
 reproduce:
     cargo run --release -p tf-reproduce -- --quick
