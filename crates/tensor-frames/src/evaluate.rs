@@ -124,20 +124,17 @@ pub fn evaluate_normals(
     let split = tf_datasets::ModelNetSplit(set, Split::Test);
     let sources = tf_datasets::read_sources(root)?;
     let mut per_shape = Vec::new();
-    // The model and PCA (first k) on the shapes whose outside is defined.
-    let (mut ours_defined, mut pca_defined, mut winding_defined, mut defined) = (
-        (0.0, 0.0, 0usize),
-        (0.0, 0.0, 0usize),
-        (0.0, 0.0, 0usize),
-        0usize,
-    );
+    // (sum of cos, sum of |cos|, points) per method.
+    let zero = (0.0, 0.0, 0usize);
+    // The model, with winding, and PCA (first k) on the shapes whose outside is defined.
+    let (mut ours_defined, mut pca_defined, mut winding_defined, mut defined) =
+        (zero, zero, zero, 0usize);
     let n = max_shapes.map_or(split.len(), |m| m.min(split.len()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let zero = (0.0, 0.0, 0usize);
     let (mut ours, mut ours_consensus, mut ours_winding, mut pca_winding, mut pca_sub) =
         (zero, zero, zero, zero, zero);
     let winding = tf_frames::WindingOrientation::default();
-    let mut pca = vec![(0.0, 0.0, 0usize); ks.len()];
+    let mut pca = vec![zero; ks.len()];
     for i in 0..n {
         let shape = split.get(i)?;
         let d = shape.d;
@@ -183,7 +180,7 @@ pub fn evaluate_normals(
             accumulate(&w, &nrm, d, &mut shape_winding);
             add(&mut ours_winding, shape_winding);
         }
-        let mut shape_pca = (0.0, 0.0, 0usize);
+        let mut shape_pca = zero;
         for (j, (&k, acc)) in ks.iter().zip(pca.iter_mut()).enumerate() {
             let est = tf_frames::pca_normals(&pts, d, k)?;
             accumulate(&est, &nrm, d, acc);
