@@ -71,17 +71,7 @@ pub fn orient_by_winding(
     d: usize,
     opts: &WindingOrientation,
 ) -> Result<usize> {
-    if d < 2 || points.len() % d != 0 || normals.len() != points.len() {
-        bail!(
-            "winding orientation needs n x d points and normals with d >= 2 (d = {d}, {} and {} numbers)",
-            points.len(),
-            normals.len()
-        );
-    }
-    if points.iter().chain(normals.iter()).any(|v| !v.is_finite()) {
-        bail!("winding orientation: non-finite points or normals");
-    }
-    let n = points.len() / d;
+    let n = check("winding orientation", points, normals, d)?;
     if n <= opts.k + 1 || opts.rounds == 0 || opts.k == 0 {
         return Ok(0);
     }
@@ -150,16 +140,11 @@ pub fn orientation_consensus(
     k: usize,
     rounds: usize,
 ) -> Result<usize> {
-    let n = points.len() / d.max(1);
+    let n = check("orientation consensus", points, normals, d)?;
     if rounds == 0 || n <= k || k == 0 {
         return Ok(0);
     }
-    let pos = Tensor::from_slice(points, (n, d), &Device::Cpu)?;
-    let edges = tf_graphs::knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
-    let (src, dst) = (
-        edges.get(0)?.to_vec1::<u32>()?,
-        edges.get(1)?.to_vec1::<u32>()?,
-    );
+    let (src, dst) = knn_edges(points, d, k)?;
     let mut flips = 0;
     for _ in 0..rounds {
         let mut vote = vec![0.0f64; n];
@@ -187,6 +172,31 @@ pub fn orientation_consensus(
         }
     }
     Ok(flips)
+}
+
+/// Checks `points` and `normals` are finite `n x d` arrays with `d >= 2`; returns `n`.
+fn check(what: &str, points: &[f64], normals: &[f64], d: usize) -> Result<usize> {
+    if d < 2 || points.len() % d != 0 || normals.len() != points.len() {
+        bail!(
+            "{what} needs n x d points and normals with d >= 2 (d = {d}, {} and {} numbers)",
+            points.len(),
+            normals.len()
+        );
+    }
+    if points.iter().chain(normals).any(|v| !v.is_finite()) {
+        bail!("{what}: non-finite points or normals");
+    }
+    Ok(points.len() / d)
+}
+
+/// The `k` nearest neighbour edges of `points (n * d)` as (senders, receivers).
+fn knn_edges(points: &[f64], d: usize, k: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    let pos = Tensor::from_slice(points, (points.len() / d, d), &Device::Cpu)?;
+    let edges = tf_graphs::knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
+    Ok((
+        edges.get(0)?.to_vec1::<u32>()?,
+        edges.get(1)?.to_vec1::<u32>()?,
+    ))
 }
 
 /// Negates the rows of `normals (n * d)` where `flip` is true; returns how many.
@@ -245,12 +255,7 @@ fn slope_along(
 /// Distance from each point of `pos (m * d)` to its `k`-th nearest other point.
 fn kth_neighbour_distance(pos: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
     let m = pos.len() / d;
-    let t = Tensor::from_slice(pos, (m, d), &Device::Cpu)?;
-    let edges = tf_graphs::knn_graph(&t, None, k, false)?.to_dtype(DType::U32)?;
-    let (src, dst) = (
-        edges.get(0)?.to_vec1::<u32>()?,
-        edges.get(1)?.to_vec1::<u32>()?,
-    );
+    let (src, dst) = knn_edges(pos, d, k)?;
     let mut far = vec![0.0f64; m];
     for (&s, &t) in src.iter().zip(&dst) {
         let (s, t) = (s as usize, t as usize);
@@ -339,5 +344,8 @@ mod tests {
         bad[0] = f64::NAN;
         assert!(orient_by_winding(&p, &mut bad, 2, &WindingOrientation::default()).is_err());
         assert!(orient_by_winding(&p[..3], &mut nrm[..3], 2, &Default::default()).is_err());
+        // Mismatched lengths are errors, not an index panic, for both post-processes.
+        assert!(orientation_consensus(&p, &mut nrm[..10], 2, 8, 2).is_err());
+        assert!(orientation_consensus(&p, &mut bad, 2, 8, 2).is_err());
     }
 }
