@@ -73,6 +73,11 @@ pub struct TrainConfig {
     pub keep_last: usize,
     /// Show a progress bar (only on a terminal).
     pub progress: bool,
+    /// Start from the weights of this checkpoint (a run, checkpoint directory or weights file
+    /// of the same model configuration) instead of a seeded initialisation: fine-tuning. Only a
+    /// fresh run reads it; a resumed run continues from its own checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +98,7 @@ impl Default for TrainConfig {
             seed: 0,
             keep_last: 2,
             progress: true,
+            init: None,
         }
     }
 }

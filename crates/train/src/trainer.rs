@@ -184,6 +184,19 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         checkpoint::load_optimizer(&dir, &mut opt, state.step)?;
         (epoch, step, best) = (state.epoch, state.step, state.best);
         tracing::info!(epoch, step, dir = %dir.display(), "resuming");
+    } else if let Some(init) = &cfg.train.init {
+        // Fine-tuning: the starting weights must belong to the same model, else the names or
+        // shapes of the tensors differ and loading says which.
+        let dir = checkpoint::resolve(init)?;
+        let weights = if init.is_file() {
+            init.clone()
+        } else {
+            dir.join("model.safetensors")
+        };
+        model.load(&weights).map_err(|e| {
+            TrainError::Checkpoint(format!("train.init {}: {e}", weights.display()))
+        })?;
+        tracing::info!(init = %weights.display(), "starting from these weights");
     }
     let resumed_from = epoch;
     let mut history = read_history(&metrics_path, epoch)?;

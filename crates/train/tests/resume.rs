@@ -157,3 +157,50 @@ fn fixed_seed_gives_identical_runs_and_a_changed_config_is_refused() {
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }
+
+#[test]
+fn fine_tuning_starts_from_the_given_weights_and_refuses_another_model() {
+    let preset = "pointnet2-normals";
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut ra = run(a.path(), preset);
+    ra.config.train.epochs = 1;
+    let base = train(&ra, Session::default()).unwrap();
+
+    // Another seed, and a learning rate so small that one epoch cannot move the weights: the
+    // run must end where the initial checkpoint was, not at its own seeded initialisation.
+    let mut rb = run(b.path(), preset);
+    rb.config.train.epochs = 1;
+    rb.config.train.seed = 99;
+    rb.config.train.lr = 1e-12;
+    rb.config.train.init = Some(a.path().to_path_buf());
+    let tuned = train(&rb, Session::default()).unwrap();
+    let (wa, wb) = (weights(&base.model), weights(&tuned.model));
+    assert_eq!(wa.len(), wb.len());
+    let worst = wa
+        .iter()
+        .zip(&wb)
+        .flat_map(|((na, va), (nb, vb))| {
+            assert_eq!(na, nb);
+            va.iter().zip(vb).map(|(x, y)| (x - y).abs())
+        })
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "fine-tuned weights moved by {worst}");
+    // Without `init` the same run starts elsewhere.
+    rb.config.train.init = None;
+    rb.dir = c.path().to_path_buf();
+    let fresh = train(&rb, Session::default()).unwrap();
+    assert_ne!(weights(&fresh.model), wa);
+
+    // Weights of another model are refused with the path named.
+    let d = tempfile::tempdir().unwrap();
+    let mut rc = run(d.path(), "dgcnn-normals");
+    rc.config.train.init = Some(a.path().to_path_buf());
+    match train(&rc, Session::default()) {
+        Err(TrainError::Checkpoint(m)) => assert!(m.contains("train.init"), "{m}"),
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+}

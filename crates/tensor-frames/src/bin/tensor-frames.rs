@@ -410,6 +410,9 @@ struct EvalNormalsArgs {
     /// Random groupings averaged per point (test-time ensemble).
     #[arg(long, default_value_t = 4)]
     passes: usize,
+    /// Points per model input (default: the checkpoint's training size).
+    #[arg(long)]
+    group: Option<usize>,
     /// Output stem: writes <out>.md and <out>.json.
     #[arg(long, default_value = "papers/tensor-frames/results/normals-real")]
     out: std::path::PathBuf,
@@ -423,9 +426,10 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
     };
     let model = tensor_frames::train::load_model(&ckpt, DType::F32)?;
     let dir = tensor_frames::train::checkpoint::resolve(&ckpt)?;
-    let group = tensor_frames::train::checkpoint::read_state(&dir)
+    let trained = tensor_frames::train::checkpoint::read_state(&dir)
         .map(|s| s.config.train.points)
         .unwrap_or(1024);
+    let group = a.group.unwrap_or(trained);
     let start = std::time::Instant::now();
     let (mut rows, mut shapes) = (Vec::new(), Vec::new());
     for root in &a.data {
@@ -450,14 +454,15 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let data: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
     let command = format!(
-        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}",
+        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}{}",
         ckpt.display(),
         data.join(","),
         a.k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.seed,
         a.noise.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.passes,
-        a.max_shapes.map(|m| format!(" --max-shapes {m}")).unwrap_or_default()
+        a.max_shapes.map(|m| format!(" --max-shapes {m}")).unwrap_or_default(),
+        a.group.map(|g| format!(" --group {g}")).unwrap_or_default()
     );
     let mut md = String::from(
         "# Normal estimation on held-out real shapes: bundled model vs PCA\n\n\
