@@ -40,11 +40,13 @@ table name *args:
     cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
 
 # Retrain the bundled normal estimator (models/normals) on the offline real shapes plus the
-# synthetic set: needs `just data-real` first; about an hour on 2 cores. Resumable: rerun
-# the same command after an interruption.
+# synthetic set: needs `just data-real` first. Two stages: 30 epochs with centroid-oriented PCA
+# inputs (about an hour on 2 cores), then 8 epochs fine-tuned from them with winding-oriented
+# inputs (about 15 minutes). Resumable: rerun the same command after an interruption.
 train-normals:
     cargo run --release -p tensor-frames -- train --config configs/normals-real.toml --out runs/normals-real
-    bash scripts/ship-normals.sh runs/normals-real
+    cargo run --release -p tensor-frames -- train --config configs/normals-real-winding.toml --out runs/normals-real-winding
+    bash scripts/ship-normals.sh runs/normals-real-winding runs/normals-real
 
 # Compare the bundled normal estimator with PCA normals on the held-out real shapes.
 evaluate-normals:

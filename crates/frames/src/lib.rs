@@ -53,7 +53,7 @@ mod refine;
 
 pub use builder::{FrameBuilder, FrameInput};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
-pub use features::InputFeatures;
+pub use features::{InputFeatures, PcaOrientation};
 pub use learned::{LearnedFrames, LearnedFramesConfig};
 pub use local_frames::{split_edges, LocalFrames};
 pub use nearest::NearestFrames;

@@ -6,7 +6,7 @@ use std::path::Path;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-pub use tf_frames::InputFeatures;
+pub use tf_frames::{InputFeatures, PcaOrientation};
 
 /// Which frames a model predicts (method.md section 3; the last three are the paper's controls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,9 +294,13 @@ impl ModelConfig {
             "pointnet2-normals" => with(&|_| {}),
             "pointnet2-normals-refined" => with(&|c| c.refine = true),
             "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::pca(16)),
-            "pointnet2-normals-pca-multiscale" => {
-                with(&|c| c.input = InputFeatures::PcaNormal { k: 8, scales: 3 })
-            }
+            "pointnet2-normals-pca-multiscale" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::Centroid,
+                }
+            }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
             "pointnet2-normals-random-frames" => with(&|c| c.frames.kind = FrameChoice::Random),
             "pointnet2-normals-augmentation" => with(&|c| {
@@ -406,7 +410,7 @@ impl ModelConfig {
                         c.in_reps
                     ));
                 }
-                if let InputFeatures::PcaNormal { k, scales } = c.input {
+                if let InputFeatures::PcaNormal { k, scales, .. } = c.input {
                     if k < c.d {
                         return bad(format!(
                             "input: a PCA normal needs k >= d = {}, got {k}",

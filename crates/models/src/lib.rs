@@ -42,8 +42,8 @@ mod pointnet2;
 pub use attention::AttentionModel;
 pub use config::{
     AttentionConfig, ConfigError, DgcnnConfig, FeaturePropagationConfig, FrameChoice, FrameConfig,
-    HeadConfig, InputFeatures, MessageChoice, ModelConfig, PointNet2Config, SetAbstractionConfig,
-    PRESETS,
+    HeadConfig, InputFeatures, MessageChoice, ModelConfig, PcaOrientation, PointNet2Config,
+    SetAbstractionConfig, PRESETS,
 };
 pub use dgcnn::Dgcnn;
 pub use model::{compute_features, Batch, Model, Prediction};

@@ -364,7 +364,11 @@ fn bad_inputs_are_errors() {
     assert!(c.validate().unwrap_err().to_string().contains("k >= d"));
     for scales in [0, 7] {
         if let ModelConfig::Pointnet2(p) = &mut c {
-            p.input = tf_models::InputFeatures::PcaNormal { k: 8, scales };
+            p.input = tf_models::InputFeatures::PcaNormal {
+                k: 8,
+                scales,
+                orient: Default::default(),
+            };
         }
         assert!(c.validate().unwrap_err().to_string().contains("scales"));
     }

@@ -246,9 +246,16 @@ pub fn evaluate_normals(
     let mut rows = vec![
         row(
             match model.config().input_features() {
-                tf_models::InputFeatures::PcaNormal { k, scales } => {
+                tf_models::InputFeatures::PcaNormal { k, scales, orient } => {
                     let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
-                    format!("TF-PointNet++ refining PCA normals (k = {})", ks.join(", "))
+                    let signed = match orient {
+                        tf_frames::PcaOrientation::Centroid => "",
+                        tf_frames::PcaOrientation::Winding => ", winding-oriented",
+                    };
+                    format!(
+                        "TF-PointNet++ refining PCA normals (k = {}{signed})",
+                        ks.join(", ")
+                    )
                 }
                 _ => "TF-PointNet++".into(),
             },
