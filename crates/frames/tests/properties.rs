@@ -111,7 +111,11 @@ proptest! {
             prop_assert!(!b.is_equivariant());
             for g in Transform::pair(c.d, c.seed) {
                 let r = equivariance_error(&[(Kind::Positions, pos.clone())], &[Declared::new(b.name(), Kind::Frames)], frames_of(b.as_ref(), 3), &g).unwrap();
-                prop_assert!(r.max_rel_error() > 1e-3, "{} passed the equivariance test: {}", b.name(), r);
+                // Identity frames miss by about how far Q is from the identity, and a Haar draw
+                // can land arbitrarily close to it (one draw in d = 2 rotated by 2.7e-4 rad):
+                // the threshold scales with that distance.
+                let off = (0..c.d * c.d).map(|i| (g.q[i] - if i % (c.d + 1) == 0 { 1.0 } else { 0.0 }).abs()).fold(0.0, f64::max);
+                prop_assert!(r.max_rel_error() > 1e-3 * off.min(1.0), "{} passed the equivariance test: {}", b.name(), r);
             }
         }
     }
