@@ -211,6 +211,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-refined",
     "pointnet2-normals-pca",
     "pointnet2-normals-pca-multiscale",
+    "pointnet2-normals-pca-winding",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -299,6 +300,15 @@ impl ModelConfig {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::Centroid,
+                }
+            }),
+            // The bundled normal estimator's architecture: the first PCA normal signed by the
+            // cloud's winding number.
+            "pointnet2-normals-pca-winding" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::Winding,
                 }
             }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
