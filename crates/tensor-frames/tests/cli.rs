@@ -125,6 +125,10 @@ fn bad_arguments_fail_cleanly() {
             vec!["equivariance", "--layer", "gcn", "--in-reps", "2x1q"],
             "parity",
         ),
+        (
+            vec!["evaluate-normals", "--group", "4", "--data", "nowhere"],
+            "at least 8",
+        ),
     ] {
         let out = run(&args);
         assert!(!out.status.success(), "{args:?} succeeded");

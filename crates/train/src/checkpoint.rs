@@ -174,11 +174,7 @@ pub fn load_optimizer(dir: &Path, opt: &mut AdamW, step: usize) -> Result<(), Tr
 /// `model.json` holding its configuration.
 pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
     let dir = resolve(path)?;
-    let weights = if path.is_file() {
-        path.to_path_buf()
-    } else {
-        dir.join("model.safetensors")
-    };
+    let weights = weights_file(path, &dir);
     let config: ModelConfig = if dir.join("state.json").is_file() {
         read_state(&dir)?.config.model
     } else {
@@ -192,6 +188,16 @@ pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
         .load(&weights)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", weights.display())))?;
     Ok(model)
+}
+
+/// The weights a path names: the file itself, or `model.safetensors` in its checkpoint
+/// directory `dir` (from [`resolve`]).
+pub fn weights_file(path: &Path, dir: &Path) -> PathBuf {
+    if path.is_file() {
+        path.to_path_buf()
+    } else {
+        dir.join("model.safetensors")
+    }
 }
 
 /// The checkpoint directory a path names: itself if it holds `state.json`, a run's `best/` or

@@ -187,12 +187,7 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
     } else if let Some(init) = &cfg.train.init {
         // Fine-tuning: the starting weights must belong to the same model, else the names or
         // shapes of the tensors differ and loading says which.
-        let dir = checkpoint::resolve(init)?;
-        let weights = if init.is_file() {
-            init.clone()
-        } else {
-            dir.join("model.safetensors")
-        };
+        let weights = checkpoint::weights_file(init, &checkpoint::resolve(init)?);
         model.load(&weights).map_err(|e| {
             TrainError::Checkpoint(format!("train.init {}: {e}", weights.display()))
         })?;

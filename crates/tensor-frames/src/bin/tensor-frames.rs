@@ -430,6 +430,9 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
         .map(|s| s.config.train.points)
         .unwrap_or(1024);
     let group = a.group.unwrap_or(trained);
+    if group < 8 {
+        anyhow::bail!("--group must be at least 8 points, got {group}");
+    }
     let start = std::time::Instant::now();
     let (mut rows, mut shapes) = (Vec::new(), Vec::new());
     for root in &a.data {
