@@ -22,8 +22,8 @@ pub enum InputFeatures {
     /// The PCA fit of each point's nearest neighbours at `scales` neighbourhood sizes `k, 2k,
     /// 4k, ...`: per scale the surface variation `λ_min / Σλ` (`0n`) and the normal (`1n`),
     /// rep `Sx0n+Sx1n` (all variations first, then the normals). The first scale's normal is
-    /// oriented away from the centroid and every other scale's normal is signed to agree with
-    /// it, so the estimates differ only where the neighbourhood size matters: small
+    /// signed as `orient` says (away from the centroid by default) and every other scale's
+    /// normal is signed to agree with it, so the estimates differ only where the neighbourhood size matters: small
     /// neighbourhoods resolve edges and thin parts, large ones average out noise, and a model
     /// can choose per point.
     PcaNormal {
