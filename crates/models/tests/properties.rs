@@ -128,10 +128,13 @@ fn identity_frames_are_detected() {
     let (pos, batch) = shapes(3, 64, 1);
     // The PCA-refining model with identity frames: its inputs are equivariant, the network
     // acting on them in global coordinates is not.
-    let mut pca_plain = ModelConfig::preset("pointnet2-normals-pca", 3).unwrap();
-    pca_plain.frames_mut().kind = tf_models::FrameChoice::Identity;
-    let pca_plain = Model::new(pca_plain, DType::F64, &Device::Cpu).unwrap();
-    reseed_varmap(pca_plain.varmap(), 1, 0.3).unwrap();
+    let identity = |preset: &str| {
+        let mut c = ModelConfig::preset(preset, 3).unwrap();
+        c.frames_mut().kind = tf_models::FrameChoice::Identity;
+        let m = Model::new(c, DType::F64, &Device::Cpu).unwrap();
+        reseed_varmap(m.varmap(), 1, 0.3).unwrap();
+        m
+    };
     let models = [
         (
             "pointnet2-normals-plain",
@@ -141,7 +144,14 @@ fn identity_frames_are_detected() {
             "pointnet2-normals-random-frames",
             model("pointnet2-normals-random-frames", 3, 1),
         ),
-        ("pointnet2-normals-pca, identity frames", pca_plain),
+        (
+            "pointnet2-normals-pca, identity frames",
+            identity("pointnet2-normals-pca"),
+        ),
+        (
+            "pointnet2-normals-pca-winding, identity frames",
+            identity("pointnet2-normals-pca-winding"),
+        ),
     ];
     for (p, m) in &models {
         assert!(!m.is_equivariant());

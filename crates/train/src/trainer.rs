@@ -187,7 +187,9 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
     } else if let Some(init) = &cfg.train.init {
         // Fine-tuning: the starting weights must belong to the same model, else the names or
         // shapes of the tensors differ and loading says which.
-        let weights = checkpoint::weights_file(init, &checkpoint::resolve(init)?);
+        let dir = checkpoint::resolve(init)
+            .map_err(|e| TrainError::Checkpoint(format!("train.init: {e}")))?;
+        let weights = checkpoint::weights_file(init, &dir);
         model.load(&weights).map_err(|e| {
             TrainError::Checkpoint(format!("train.init {}: {e}", weights.display()))
         })?;

@@ -203,4 +203,13 @@ fn fine_tuning_starts_from_the_given_weights_and_refuses_another_model() {
         Err(TrainError::Checkpoint(m)) => assert!(m.contains("train.init"), "{m}"),
         other => panic!("expected a checkpoint error, got {other:?}"),
     }
+    // So is a path that holds nothing.
+    let mut rd = run(d.path(), preset);
+    rd.config.train.init = Some(d.path().join("missing"));
+    match train(&rd, Session::default()) {
+        Err(TrainError::Checkpoint(m)) => {
+            assert!(m.contains("train.init") && m.contains("missing"), "{m}")
+        }
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
 }
