@@ -5,12 +5,15 @@
 //!
 //! Composed from candle ops this evaluates a dozen elementwise kernels over `(E, hidden)`
 //! tensors and keeps them all for the backward pass; with 262k edges it was the entire cost of
-//! TF-PointNet++ over plain PointNet++ (see the README). Here the edges go in fixed chunks, each
-//! layer of a chunk is one matrix product (SIMD kernels), nothing of size `(E, hidden)` outlives
-//! its chunk, and the backward recomputes the hidden layer instead of storing it. The math runs
-//! in the tensors' own dtype (f32 products and exponentials cost half of f64 ones). The radial
-//! basis is expanded inside the chunk from each edge's length, so the `(E, n_rbf)` basis is never
-//! materialised either (as candle ops it cost five passes over it and a libm `exp` per entry).
+//! TF-PointNet++ over plain PointNet++ (see the README). Here the edges go in fixed chunks and
+//! each edge's whole MLP runs in registers and L1: the radial basis is expanded from the edge
+//! length, the first layer is `I` vector axpys of length `H` with the partial sums held in
+//! registers, the sigmoid uses a branch-free `exp`, and nothing of size `(E, hidden)` is ever
+//! stored: the backward recomputes each edge's activations (a few hundred vector operations)
+//! rather than keep about 80 floats per edge alive between the passes (84 MB at 262k edges).
+//! The chunk kernels are compiled for baseline x86-64 and for AVX2 + FMA, and the version is
+//! chosen at run time ([`pulp`]). The math runs in the tensors' own dtype (f32 products and
+//! exponentials cost half of f64 ones).
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
@@ -18,15 +21,15 @@
 //!   (when `n_rbf > 0`), envelope `env_e`, unit vector `unit_e`
 //! - output: `(N, d * d)`, row `i` holding the `d` learned vectors of node `i`
 //!
-//! Gradients flow to both inputs (so positions still receive gradients through the frames);
-//! weight gradients are summed over fixed chunks of edges in order, so they are deterministic.
+//! Gradients flow to both inputs (so positions still receive gradients through the frames), to
+//! the edge data only when it is tracked (in training positions are data, and that gradient
+//! would be a third of the backward's work); weight gradients are summed over fixed chunks of edges in order, so they are deterministic.
 //! The backward has no backward of its own (no second derivatives through learned frames).
 
-use std::any::Any;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, WithDType};
-use nalgebra::{DMatrix, RealField};
+use nalgebra::RealField;
 use rayon::prelude::*;
 use tf_group::small_matmul::slice;
 
@@ -38,18 +41,23 @@ trait Real: RealField + Copy + WithDType + 'static {
     /// `exp(z)`, vectorisable where it matters (f32).
     fn fast_exp(z: Self) -> Self;
     /// `1 / (1 + exp(-z))`.
+    #[inline(always)]
     fn sigmoid(z: Self) -> Self {
         Self::one() / (Self::one() + Self::fast_exp(-z))
     }
 }
 
+// Always inlined, here and below: the SIMD dispatch compiles only what is inlined into the
+// chunk kernels for the wider instruction sets.
 impl Real for f32 {
+    #[inline(always)]
     fn fast_exp(z: f32) -> f32 {
         exp_f32(z)
     }
 }
 
 impl Real for f64 {
+    #[inline(always)]
     fn fast_exp(z: f64) -> f64 {
         z.exp()
     }
@@ -58,15 +66,17 @@ impl Real for f64 {
 /// `exp(x)` in f32 to about 2 ulp, branch-free so that loops over it vectorise (libm's `expf`
 /// is a call per element, and was the largest single cost of the edge network): `2^n e^r` with
 /// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`.
-#[inline]
+#[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Round to nearest by the 1.5 * 2^23 trick (no libm call).
+    // Round to nearest by the 1.5 * 2^23 trick (no libm call): `t`'s low mantissa bits hold
+    // the integer `n` itself.
     const MAGIC: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -75,7 +85,10 @@ fn exp_f32(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // `2^n` from the integer in `t`'s low bits: MAGIC's low 9 bits are 0, so the shift keeps
+    // exactly `n + 127` (in 1..=254 after the clamp) as the exponent. An `n as i32` cast
+    // instead saturates and checks for NaN per lane, which kept the loops scalar.
+    er * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
 }
 
 /// `a . b` with eight independent partial sums: a single running sum is one dependent chain
@@ -98,6 +111,34 @@ fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     acc.iter().fold(tail, |t, v| t + *v)
 }
 
+/// `out = b + sum_i x_i cols_i`, where `cols` holds `x.len()` runs of `out.len()`: in blocks
+/// of 32 outputs whose partial sums stay in registers, four or eight vectors at a time, so
+/// that the additions over the inputs form independent chains (accumulating into `out`
+/// waited on a store and a load per input, and a block of one vector on its own additions).
+#[inline(always)]
+fn affine<F: Real>(out: &mut [F], b: &[F], x: &[F], cols: &[F]) {
+    const B: usize = 32;
+    let h = out.len();
+    let full = h / B * B;
+    for j0 in (0..full).step_by(B) {
+        let mut acc = [F::zero(); B];
+        acc.copy_from_slice(&b[j0..j0 + B]);
+        for (&xi, col) in x.iter().zip(cols.chunks_exact(h)) {
+            let c: &[F; B] = col[j0..j0 + B].try_into().expect("a block of B");
+            for l in 0..B {
+                acc[l] += xi * c[l];
+            }
+        }
+        out[j0..j0 + B].copy_from_slice(&acc);
+    }
+    for j in full..h {
+        out[j] = x
+            .iter()
+            .zip(cols.chunks_exact(h))
+            .fold(b[j], |a, (&xi, col)| a + xi * col[j]);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeMlp {
     pub(crate) dst: Arc<Vec<u32>>,
@@ -110,37 +151,20 @@ pub(crate) struct EdgeMlp {
     pub(crate) step: f64,
     pub(crate) hidden: usize,
     pub(crate) d: usize,
-    /// Keep the forward's activations for the backward (when a gradient will be asked for).
-    pub(crate) keep: bool,
-    pub(crate) cache: ActsCache,
 }
 
-/// One chunk's MLP inputs `x (I, c)`, pre-activations `z`, `sigmoid(z)` (both `(H, c)`) and
-/// outputs `w (d, c)`.
-struct Acts<F: Real> {
-    x: DMatrix<F>,
-    z: DMatrix<F>,
-    sig: DMatrix<F>,
-    w: DMatrix<F>,
-}
-
-/// The forward's [`Acts`] of every chunk, kept for the backward: recomputing them was a third
-/// of the kernel's time (the first product and 32 sigmoids per edge), for about 80 floats of
-/// memory per edge while the graph is alive.
-#[derive(Clone, Default)]
-pub(crate) struct ActsCache(Arc<Mutex<Option<Box<dyn Any + Send + Sync>>>>);
-
-impl ActsCache {
-    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Any + Send + Sync>>> {
-        // A panic elsewhere cannot leave the cache half-written: it is replaced whole.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl std::fmt::Debug for ActsCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ActsCache")
-    }
+/// One edge's MLP activations: inputs `x (I)`, pre-activations `z (H)`, `sigmoid(z)`, the
+/// hidden layer `s = z sigmoid(z)` and outputs `w (d)`; scratch reused across a chunk's edges,
+/// and a few gradients of the backward.
+struct Scratch<F: Real> {
+    x: Vec<F>,
+    z: Vec<F>,
+    sig: Vec<F>,
+    s: Vec<F>,
+    w: Vec<F>,
+    gw: Vec<F>,
+    gz: Vec<F>,
+    gx: Vec<F>,
 }
 
 /// `V = edge_mlp(packed, edges)`; see the module docs.
@@ -162,11 +186,11 @@ pub(crate) fn edge_mlp(op: EdgeMlp, packed: &Tensor, edges: &Tensor) -> Result<T
     packed.contiguous()?.apply_op2(&edges.contiguous()?, op)
 }
 
-/// The weights as matrices (nalgebra hands products of this size to matrixmultiply's SIMD
-/// kernels).
+/// The weights, laid out for the per-edge loops.
 struct Mats<F: Real> {
-    w1: DMatrix<F>,
-    w1t: DMatrix<F>,
+    /// `W1 (H, I)` by input: `w1_cols[i * H + j] = W1[j, i]`, so that each input's weights
+    /// are one contiguous run of `H` (the layer is `I` axpys of length `H` per edge).
+    w1_cols: Vec<F>,
     b1: Vec<F>,
     /// `W2 (d, H)` row-major.
     w2_rows: Vec<F>,
@@ -182,16 +206,16 @@ impl EdgeMlp {
         self.input - self.rbf + usize::from(self.rbf > 0)
     }
 
-    /// Splits the packed weights `[W1 (H, I), b1, W2 (d, H), b2]` into matrices.
+    /// Splits the packed weights `[W1 (H, I), b1, W2 (d, H), b2]`.
     fn mats<F: Real>(&self, p: &[F]) -> Mats<F> {
         let (h, i, d) = (self.hidden, self.input, self.d);
         let (w1, rest) = p.split_at(h * i);
         let (b1, rest) = rest.split_at(h);
         let (w2, b2) = rest.split_at(d * h);
-        let w1 = DMatrix::from_row_slice(h, i, w1);
         Mats {
-            w1t: w1.transpose(),
-            w1,
+            w1_cols: (0..i)
+                .flat_map(|c| (0..h).map(move |j| w1[j * i + c]))
+                .collect(),
             b1: b1.to_vec(),
             w2_rows: w2.to_vec(),
             b2: b2.to_vec(),
@@ -202,235 +226,196 @@ impl EdgeMlp {
         }
     }
 
-    /// The MLP inputs of one chunk of edge rows, one column per edge: the scalars, then
-    /// `exp(-((r - c_k) / step)^2)` of the edge length `r`.
-    fn inputs<F: Real>(&self, m: &Mats<F>, rows: &[F]) -> DMatrix<F> {
-        let (i, width) = (self.input, self.raw() + 1 + self.d);
-        let ns = i - self.rbf;
-        let c = rows.len() / width;
-        let mut x = DMatrix::<F>::zeros(i, c);
-        for (col, row) in x
-            .as_mut_slice()
-            .chunks_exact_mut(i)
-            .zip(rows.chunks_exact(width))
-        {
-            col[..ns].copy_from_slice(&row[..ns]);
-            if self.rbf > 0 {
-                let r = row[ns];
-                for (v, &ck) in col[ns..].iter_mut().zip(&m.centres) {
-                    let t = (r - ck) * m.inv_step;
-                    *v = F::fast_exp(-t * t);
-                }
+    /// The MLP inputs of one edge row: the scalars, then `exp(-((r - c_k) / step)^2)` of the
+    /// edge length `r`.
+    #[inline(always)]
+    fn input_column<F: Real>(&self, m: &Mats<F>, row: &[F], col: &mut [F]) {
+        let ns = self.input - self.rbf;
+        col[..ns].copy_from_slice(&row[..ns]);
+        if self.rbf > 0 {
+            let r = row[ns];
+            for (v, &ck) in col[ns..].iter_mut().zip(&m.centres) {
+                let t = (r - ck) * m.inv_step;
+                *v = F::fast_exp(-t * t);
             }
         }
-        x
     }
 
-    /// The inputs and both layers of one chunk of edge rows.
-    #[inline(always)]
-    fn acts<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> Acts<F> {
-        let x = self.inputs(m, rows);
-        let (h, c) = (self.hidden, x.ncols());
-        let mut z = &m.w1 * &x;
-        for col in z.as_mut_slice().chunks_exact_mut(h) {
-            col.iter_mut().zip(&m.b1).for_each(|(v, b)| *v += *b);
+    fn scratch<F: Real>(&self) -> Scratch<F> {
+        let (h, i, d) = (self.hidden, self.input, self.d);
+        let v = |n| vec![F::zero(); n];
+        Scratch {
+            x: v(i),
+            z: v(h),
+            sig: v(h),
+            s: v(h),
+            w: v(d),
+            gw: v(d),
+            gz: v(h),
+            gx: v(i),
         }
-        // Over flat slices (nalgebra's element-wise map indexes per element and does not
-        // vectorise).
-        let mut sig = DMatrix::<F>::zeros(h, c);
-        let mut s = DMatrix::<F>::zeros(h, c);
-        for ((g, a), &v) in sig
-            .as_mut_slice()
-            .iter_mut()
-            .zip(s.as_mut_slice())
-            .zip(z.as_slice())
-        {
+    }
+
+    /// The inputs and both layers of one edge row, into `t`. With `H` = 32 and `I` about 10
+    /// a matrix-product library spends more time packing its operands than multiplying, and
+    /// storing a chunk's activations costs more memory traffic than recomputing them: these
+    /// loops over contiguous runs of `H` vectorise and keep every intermediate in L1. Plain
+    /// loops over slices throughout: iterator adapters such as `collect` are not inlined into
+    /// the SIMD versions of the kernel (see `Chunk`).
+    #[inline(always)]
+    fn edge_acts<F: Real>(&self, m: &Mats<F>, row: &[F], t: &mut Scratch<F>) {
+        let h = self.hidden;
+        self.input_column(m, row, &mut t.x);
+        affine(&mut t.z, &m.b1, &t.x, &m.w1_cols);
+        for ((g, sj), &v) in t.sig.iter_mut().zip(t.s.iter_mut()).zip(t.z.iter()) {
             *g = F::sigmoid(v);
-            *a = v * *g;
+            *sj = v * *g;
         }
-        // d <= 5 rows: nalgebra would take its generic (slow) product; per-column dot products
-        // over the contiguous columns of `s` instead.
-        let mut w = DMatrix::<F>::zeros(d, c);
-        for (mut wcol, scol) in w.column_iter_mut().zip(s.as_slice().chunks_exact(h)) {
-            for k in 0..d {
-                wcol[k] = m.b2[k] + dot(&m.w2_rows[k * h..(k + 1) * h], scol);
-            }
+        for (k, wk) in t.w.iter_mut().enumerate() {
+            *wk = m.b2[k] + dot(&m.w2_rows[k * h..(k + 1) * h], &t.s);
         }
-        Acts { x, z, sig, w }
     }
 
-    /// One chunk of [`forward`](Self::forward): its messages and activations. Always inlined,
-    /// so that a literal `d` propagates.
+    /// One chunk of [`forward`](Self::forward): its messages. Always inlined, so that a
+    /// literal `d` propagates.
     #[inline(always)]
-    fn forward_chunk<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> (Vec<F>, Acts<F>) {
+    fn forward_chunk<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> Vec<F> {
         let raw = self.raw();
         let width = raw + 1 + d;
-        let acts = self.acts(m, rows, d);
-        let w = &acts.w;
-        let mut out = vec![F::zero(); w.ncols() * d * d];
-        for ((mo, row), wcol) in out
-            .chunks_exact_mut(d * d)
-            .zip(rows.chunks_exact(width))
-            .zip(w.column_iter())
-        {
+        let mut t = self.scratch();
+        let mut out = vec![F::zero(); rows.len() / width * d * d];
+        for (mo, row) in out.chunks_exact_mut(d * d).zip(rows.chunks_exact(width)) {
+            self.edge_acts(m, row, &mut t);
             let (env, unit) = (row[raw], &row[raw + 1..]);
-            for (k, mk) in mo.chunks_exact_mut(d).enumerate() {
-                let wk = wcol[k] * env;
+            for (mk, &wk) in mo.chunks_exact_mut(d).zip(&t.w) {
+                let wk = wk * env;
                 mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
             }
         }
-        (out, acts)
+        out
     }
 
     /// One chunk of [`backward`](Self::backward): writes the edge-row gradients into `grows`
-    /// and returns the chunk's weight gradients (packed layout). Always inlined, so that a
-    /// literal `d` propagates.
-    #[allow(clippy::too_many_arguments)]
+    /// (when given) and returns the chunk's weight gradients (packed layout). Edge by edge,
+    /// recomputing the forward's activations; always inlined, so that a literal `d`
+    /// propagates.
     #[inline(always)]
     fn backward_chunk<F: Real>(
         &self,
         m: &Mats<F>,
-        packed_len: usize,
         rows: &[F],
-        grows: &mut [F],
-        chunk: usize,
-        cached: Option<&Acts<F>>,
-        g: &[F],
+        work: Backward<'_, F>,
         d: usize,
     ) -> Vec<F> {
+        let Backward {
+            packed_len,
+            mut grows,
+            chunk,
+            g,
+        } = work;
         let (h, inp, raw) = (self.hidden, self.input, self.raw());
         let width = raw + 1 + d;
         let ns = inp - self.rbf;
-        let c = rows.len() / width;
-        // The forward's activations when it kept them, else recomputed.
-        let fresh;
-        let Acts { x, z, sig, w } = match cached {
-            Some(a) if a.w.ncols() == c => a,
-            _ => {
-                fresh = self.acts(m, rows, d);
-                &fresh
-            }
-        };
-        // msg[k, a] = w[k] env unit[a]: gradients of w (as a matrix), env and unit.
-        let mut gw = DMatrix::<F>::zeros(d, c);
-        // Bias gradients are summed in the loops (row sums of column-major matrices
-        // are strided walks).
+        let mut t = self.scratch();
         let (mut gb1, mut gb2) = (vec![F::zero(); h], vec![F::zero(); d]);
-        for (e, ((row, grow), mut gcol)) in rows
-            .chunks_exact(width)
-            .zip(grows.chunks_exact_mut(width))
-            .zip(gw.column_iter_mut())
-            .enumerate()
-        {
+        // `gW1` by input, like `w1_cols`, and `gW2 (d, H)` row-major.
+        let mut gw1 = vec![F::zero(); inp * h];
+        let mut gw2 = vec![F::zero(); d * h];
+        let two = <F as WithDType>::from_f64(2.0);
+        for (e, row) in rows.chunks_exact(width).enumerate() {
+            self.edge_acts(m, row, &mut t);
             let i = self.dst[chunk * CHUNK + e] as usize;
             let gi = &g[i * d * d..(i + 1) * d * d];
             let (env, unit) = (row[raw], &row[raw + 1..]);
+            // msg[k, a] = w[k] env unit[a]: gradients of w, env and unit.
             let mut genv = F::zero();
             for k in 0..d {
                 let gu = gi[k * d..(k + 1) * d]
                     .iter()
                     .zip(unit)
                     .fold(F::zero(), |acc, (a, b)| acc + *a * *b);
-                gcol[k] = env * gu;
+                t.gw[k] = env * gu;
                 gb2[k] += env * gu;
-                genv += w[(k, e)] * gu;
+                genv += t.w[k] * gu;
             }
+            // gs = W2^T gw and gW2 += gw s^T, then gz = gs silu'(z).
+            t.gz.iter_mut().for_each(|v| *v = F::zero());
+            for (k, &gk) in t.gw.iter().enumerate() {
+                let w2 = &m.w2_rows[k * h..(k + 1) * h];
+                t.gz.iter_mut().zip(w2).for_each(|(o, wv)| *o += gk * *wv);
+                gw2[k * h..(k + 1) * h]
+                    .iter_mut()
+                    .zip(&t.s)
+                    .for_each(|(o, sj)| *o += gk * *sj);
+            }
+            for (((gj, &zj), &sg), b) in t.gz.iter_mut().zip(&t.z).zip(&t.sig).zip(gb1.iter_mut()) {
+                *gj *= sg * (F::one() + zj * (F::one() - sg));
+                *b += *gj;
+            }
+            // gW1[:, i] += x_i gz.
+            for (&xi, gcol) in t.x.iter().zip(gw1.chunks_exact_mut(h)) {
+                gcol.iter_mut()
+                    .zip(&t.gz)
+                    .for_each(|(o, gv)| *o += xi * *gv);
+            }
+            let Some(grows) = grows.as_deref_mut() else {
+                continue;
+            };
+            let grow = &mut grows[e * width..(e + 1) * width];
             grow[raw] = genv;
             for a in 0..d {
                 grow[raw + 1 + a] =
-                    env * (0..d).fold(F::zero(), |acc, k| acc + w[(k, e)] * gi[k * d + a]);
+                    env * (0..d).fold(F::zero(), |acc, k| acc + t.w[k] * gi[k * d + a]);
             }
-        }
-        // gs = W2^T gw and gW2 = gw s^T as axpys over contiguous rows (d is tiny);
-        // then gz = gs * silu'(z).
-        let mut gz = DMatrix::<F>::zeros(h, c);
-        let mut gw2 = vec![F::zero(); d * h];
-        let mut scol = vec![F::zero(); h];
-        for (e, (gzcol, (zcol, sgcol))) in gz
-            .as_mut_slice()
-            .chunks_exact_mut(h)
-            .zip(
-                z.as_slice()
-                    .chunks_exact(h)
-                    .zip(sig.as_slice().chunks_exact(h)),
-            )
-            .enumerate()
-        {
-            // Activations s = z sigmoid(z).
-            for ((sj, &zj), &sg) in scol.iter_mut().zip(zcol).zip(sgcol) {
-                *sj = zj * sg;
+            // gx_i = W1[:, i] . gz. Scalars take it as it is; the length takes the basis'
+            // chain rule, d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
+            for (gxi, w1i) in t.gx.iter_mut().zip(m.w1_cols.chunks_exact(h)) {
+                *gxi = dot(w1i, &t.gz);
             }
-            for k in 0..d {
-                let gk = gw[(k, e)];
-                let row = &m.w2_rows[k * h..(k + 1) * h];
-                gzcol.iter_mut().zip(row).for_each(|(o, w)| *o += gk * *w);
-                gw2[k * h..(k + 1) * h]
-                    .iter_mut()
-                    .zip(&scol)
-                    .for_each(|(o, sj)| *o += gk * *sj);
-            }
-            for (((g, &zj), &sg), b) in gzcol.iter_mut().zip(zcol).zip(sgcol).zip(&mut gb1) {
-                *g *= sg * (F::one() + zj * (F::one() - sg));
-                *b += *g;
-            }
-        }
-        let gw1 = &gz * x.transpose();
-        let gx = &m.w1t * &gz;
-        // Scalars take their input gradient; the length takes the basis' chain rule,
-        // d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
-        let two = <F as WithDType>::from_f64(2.0);
-        for ((grow, row), (gcol, xcol)) in grows
-            .chunks_exact_mut(width)
-            .zip(rows.chunks_exact(width))
-            .zip(
-                gx.as_slice()
-                    .chunks_exact(inp)
-                    .zip(x.as_slice().chunks_exact(inp)),
-            )
-        {
-            grow[..ns].copy_from_slice(&gcol[..ns]);
+            grow[..ns].copy_from_slice(&t.gx[..ns]);
             if self.rbf > 0 {
                 let r = row[ns];
-                grow[ns] = gcol[ns..]
-                    .iter()
-                    .zip(&xcol[ns..])
-                    .zip(&m.centres)
-                    .fold(F::zero(), |acc, ((g, b), &ck)| {
-                        acc - two * *g * *b * (r - ck) * m.inv_step * m.inv_step
-                    });
+                let mut gr = F::zero();
+                for ((gv, xv), &ck) in t.gx[ns..].iter().zip(&t.x[ns..]).zip(&m.centres) {
+                    gr -= two * *gv * *xv * (r - ck) * m.inv_step * m.inv_step;
+                }
+                grow[ns] = gr;
             }
         }
         // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
-        let mut gp = Vec::with_capacity(packed_len);
+        let mut gp = vec![F::zero(); packed_len];
         for j in 0..h {
-            gp.extend((0..inp).map(|i| gw1[(j, i)]));
+            for ii in 0..inp {
+                gp[j * inp + ii] = gw1[ii * h + j];
+            }
         }
-        gp.extend_from_slice(&gb1);
-        gp.extend_from_slice(&gw2);
-        gp.extend_from_slice(&gb2);
+        let (_, rest) = gp.split_at_mut(h * inp);
+        let (b1, rest) = rest.split_at_mut(h);
+        let (w2, b2) = rest.split_at_mut(d * h);
+        b1.copy_from_slice(&gb1);
+        w2.copy_from_slice(&gw2);
+        b2.copy_from_slice(&gb2);
         gp
     }
 
     fn forward<F: Real>(&self, p: &[F], edges: &[F]) -> Vec<F> {
-        let (d, raw) = (self.d, self.raw());
-        let width = raw + 1 + d;
+        let d = self.d;
+        let width = self.raw() + 1 + d;
         let m = self.mats(p);
+        let arch = pulp::Arch::new();
         // Per-edge messages, chunk by chunk in parallel, then a sequential scatter in edge
         // order: deterministic.
-        let chunks: Vec<(Vec<F>, Acts<F>)> = edges
+        let msgs: Vec<Vec<F>> = edges
             .par_chunks(width * CHUNK)
-            .map(|rows| match d {
-                // A literal `d` per arm unrolls the per-edge loops over the frame axes.
-                2 => self.forward_chunk(&m, rows, 2),
-                3 => self.forward_chunk(&m, rows, 3),
-                4 => self.forward_chunk(&m, rows, 4),
-                _ => self.forward_chunk(&m, rows, d),
+            .map(|rows| {
+                arch.dispatch(Chunk {
+                    op: self,
+                    m: &m,
+                    rows,
+                    work: Forward,
+                })
             })
             .collect();
-        let (msgs, acts): (Vec<Vec<F>>, Vec<Acts<F>>) = chunks.into_iter().unzip();
-        if self.keep {
-            *self.cache.lock() = Some(Box::new(acts));
-        }
         let mut out = vec![F::zero(); self.n * d * d];
         for (m, &i) in msgs
             .iter()
@@ -446,35 +431,109 @@ impl EdgeMlp {
     }
 
     /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`.
-    fn backward<F: Real>(&self, p: &[F], edges: &[F], g: &[F]) -> (Vec<F>, Vec<F>) {
+    /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`; the edges'
+    /// gradient only when `want_edges` (positions are data in training, not variables, and
+    /// their gradient would be a third of the backward's work).
+    fn backward<F: Real>(
+        &self,
+        p: &[F],
+        edges: &[F],
+        g: &[F],
+        want_edges: bool,
+    ) -> (Vec<F>, Option<Vec<F>>) {
         let (d, raw) = (self.d, self.raw());
         let width = raw + 1 + d;
         let m = self.mats(p);
-        let guard = self.cache.lock();
-        let cached = guard
-            .as_ref()
-            .and_then(|b| b.downcast_ref::<Vec<Acts<F>>>())
-            .filter(|a| a.len() == edges.len().div_ceil(width * CHUNK));
-        let mut gedges = vec![F::zero(); edges.len()];
-        let partials: Vec<Vec<F>> = edges
-            .par_chunks(width * CHUNK)
-            .zip(gedges.par_chunks_mut(width * CHUNK))
-            .enumerate()
-            .map(|(chunk, (rows, grows))| {
-                let acts = cached.map(|a| &a[chunk]);
-                match d {
-                    2 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 2),
-                    3 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 3),
-                    4 => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, 4),
-                    _ => self.backward_chunk(&m, p.len(), rows, grows, chunk, acts, g, d),
-                }
+        let arch = pulp::Arch::new();
+        let run = |chunk: usize, rows: &[F], grows: Option<&mut [F]>| {
+            arch.dispatch(Chunk {
+                op: self,
+                m: &m,
+                rows,
+                work: Backward {
+                    packed_len: p.len(),
+                    grows,
+                    chunk,
+                    g,
+                },
             })
-            .collect();
+        };
+        let (partials, gedges): (Vec<Vec<F>>, _) = if want_edges {
+            let mut ge = vec![F::zero(); edges.len()];
+            let parts = edges
+                .par_chunks(width * CHUNK)
+                .zip(ge.par_chunks_mut(width * CHUNK))
+                .enumerate()
+                .map(|(chunk, (rows, grows))| run(chunk, rows, Some(grows)))
+                .collect();
+            (parts, Some(ge))
+        } else {
+            let parts = edges
+                .par_chunks(width * CHUNK)
+                .enumerate()
+                .map(|(chunk, rows)| run(chunk, rows, None))
+                .collect();
+            (parts, None)
+        };
         let mut gp = vec![F::zero(); p.len()];
         for part in partials {
             gp.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
         (gp, gedges)
+    }
+}
+
+/// One chunk of edges and what to do with it, run by [`pulp::Arch::dispatch`]: pulp compiles
+/// `with_simd` once per instruction set (baseline SSE2, and AVX2 + FMA) and picks the widest
+/// the machine has at run time, without `unsafe` here. Everything the chunk kernels call
+/// is `#[inline(always)]` so that it is compiled into each version (a closure or an ordinary
+/// call would stay baseline code).
+struct Chunk<'a, F: Real, W> {
+    op: &'a EdgeMlp,
+    m: &'a Mats<F>,
+    rows: &'a [F],
+    work: W,
+}
+
+/// [`EdgeMlp::forward_chunk`].
+struct Forward;
+
+/// [`EdgeMlp::backward_chunk`]'s other arguments.
+struct Backward<'a, F: Real> {
+    packed_len: usize,
+    grows: Option<&'a mut [F]>,
+    chunk: usize,
+    g: &'a [F],
+}
+
+impl<F: Real> pulp::WithSimd for Chunk<'_, F, Forward> {
+    type Output = Vec<F>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        let Self { op, m, rows, .. } = self;
+        // A literal `d` per arm unrolls the per-edge loops over the frame axes.
+        match op.d {
+            2 => op.forward_chunk(m, rows, 2),
+            3 => op.forward_chunk(m, rows, 3),
+            4 => op.forward_chunk(m, rows, 4),
+            d => op.forward_chunk(m, rows, d),
+        }
+    }
+}
+
+impl<F: Real> pulp::WithSimd for Chunk<'_, F, Backward<'_, F>> {
+    type Output = Vec<F>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        let Self { op, m, rows, work } = self;
+        match op.d {
+            2 => op.backward_chunk(m, rows, work, 2),
+            3 => op.backward_chunk(m, rows, work, 3),
+            4 => op.backward_chunk(m, rows, work, 4),
+            d => op.backward_chunk(m, rows, work, d),
+        }
     }
 }
 
@@ -487,11 +546,12 @@ impl EdgeMlp {
         g: &[F],
         packed: &Tensor,
         edges: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let (gp, ge) = self.backward(p, e, g);
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (gp, ge) = self.backward(p, e, g, edges.track_op());
         Ok((
             Tensor::from_vec(gp, packed.dims(), packed.device())?,
-            Tensor::from_vec(ge, edges.dims(), edges.device())?,
+            ge.map(|ge| Tensor::from_vec(ge, edges.dims(), edges.device()))
+                .transpose()?,
         ))
     }
 }
@@ -555,7 +615,7 @@ impl CustomOp2 for EdgeMlp {
             }
             _ => bail!("edge network: expected f32 or f64 tensors on the CPU"),
         };
-        Ok((Some(gp), Some(ge)))
+        Ok((Some(gp), ge))
     }
 }
 

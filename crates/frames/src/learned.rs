@@ -136,8 +136,6 @@ impl LearnedFrames {
             step: self.rbf_step(),
             hidden: self.cfg.hidden,
             d,
-            keep: packed.track_op() || edges.track_op(),
-            cache: Default::default(),
         };
         edge_mlp(op, &packed, &edges)?.reshape((n, d, d))
     }
@@ -219,16 +217,23 @@ mod tests {
     use candle_nn::{Module, VarMap};
     use tf_graphs::scatter_sum;
 
-    /// The kernel against the candle-ops composition it replaces, in values and gradients.
+    /// The kernel against the candle-ops composition it replaces, in values and gradients:
+    /// the default width, a width that is not a multiple of the kernel's 32-wide blocks, and
+    /// more edges than one chunk.
     #[test]
     fn fused_edge_network_matches_candle_ops() {
-        let (n, d) = (7, 3);
+        for (d, hidden, e, n) in [(3, 32, 20, 7), (2, 20, 2500, 60), (4, 40, 300, 11)] {
+            check_fused(d, hidden, e, n);
+        }
+    }
+
+    fn check_fused(d: usize, hidden: usize, e: usize, n: usize) {
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
         let mut cfg = LearnedFramesConfig::new(d, 1.2);
         cfg.n_scalars = 2;
+        cfg.hidden = hidden;
         let lf = LearnedFrames::new(cfg, vb).unwrap();
-        let e = 20;
         let dst: Vec<u32> = (0..e as u32).map(|k| (k * 5) % n as u32).collect();
         let dst = Tensor::new(dst.as_slice(), &Device::Cpu).unwrap();
         let rnd = |shape: (usize, usize), seed: f64| {
@@ -311,6 +316,34 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 7);
+        // Edge data that is not a variable (positions in training) takes no gradient, and the
+        // weights' gradients are the same without it.
+        let detached = Tensor::cat(&[x.as_tensor(), env.as_tensor(), unit.as_tensor()], 1)
+            .unwrap()
+            .detach();
+        let (xd, envd, unitd) = (
+            detached.narrow(1, 0, 5).unwrap(),
+            detached.narrow(1, 5, 1).unwrap(),
+            detached.narrow(1, 6, d).unwrap(),
+        );
+        let g3 = (lf.learned_vectors(&xd, &envd, &unitd, &dst, n).unwrap() * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(g3.get(&detached).is_none() && g3.get(&xd).is_none());
+        for v in vm.all_vars() {
+            let (a, b) = (
+                g3.get(v.as_tensor()).unwrap(),
+                g1.get(v.as_tensor()).unwrap(),
+            );
+            assert_eq!(
+                diff(a, b),
+                0.0,
+                "weight gradients depend on the edges' gradient"
+            );
+        }
         // The f32 kernel (computed in f32 throughout) agrees with the f64 one to f32 precision,
         // values and gradients.
         let vm32 = VarMap::new();
