@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copies the best checkpoint of a normals training run into models/normals (the bundled model):
 # weights, state.json (model and training configuration), and the run's metrics and curves;
-# with a second argument (the run it was fine-tuned from), that run's metrics as well.
+# further arguments name the runs it was fine-tuned from, first stage first, whose metrics and
+# curves are copied as metrics-stage1.jsonl, curves-stage1.svg, metrics-stage2.jsonl, ...
 # The model card (models/normals/MODEL_CARD.md) is written by hand from these.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,10 @@ mv models/normals/model.safetensors.tmp models/normals/model.safetensors
 cp "$src/state.json" models/normals/state.json
 cp "$run/metrics.jsonl" models/normals/metrics.jsonl
 [ -f "$run/curves.svg" ] && cp "$run/curves.svg" models/normals/curves.svg
-if [ -n "${2:-}" ]; then
-  cp "$2/metrics.jsonl" models/normals/metrics-stage1.jsonl
-  if [ -f "$2/curves.svg" ]; then cp "$2/curves.svg" models/normals/curves-stage1.svg; fi
-fi
+stage=0
+for earlier in "${@:2}"; do
+  stage=$((stage + 1))
+  cp "$earlier/metrics.jsonl" "models/normals/metrics-stage$stage.jsonl"
+  if [ -f "$earlier/curves.svg" ]; then cp "$earlier/curves.svg" "models/normals/curves-stage$stage.svg"; fi
+done
 ls -la models/normals

@@ -212,6 +212,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-pca",
     "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-pca-winding",
+    "pointnet2-normals-pca-winding-coarse",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -302,13 +303,21 @@ impl ModelConfig {
                     orient: PcaOrientation::Centroid,
                 }
             }),
-            // The bundled normal estimator's architecture: the first PCA normal signed by the
-            // cloud's winding number.
+            // The first PCA normal signed by the cloud's winding number (the bundled normal
+            // estimator's second stage).
             "pointnet2-normals-pca-winding" => with(&|c| {
                 c.input = InputFeatures::PcaNormal {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::Winding,
+                }
+            }),
+            // The bundled normal estimator's architecture: the same, signed coarse to fine.
+            "pointnet2-normals-pca-winding-coarse" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::WindingCoarse,
                 }
             }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),

@@ -74,6 +74,7 @@ const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals-pca",
     "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-pca-winding",
+    "pointnet2-normals-pca-winding-coarse",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
     "pointnet2-classification",
@@ -98,7 +99,7 @@ proptest! {
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);
-        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding", "pointnet2-normals-pca-winding-coarse"] {
             let m = model(p, d, seed);
             prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
         }
@@ -112,7 +113,7 @@ proptest! {
         let perm: Vec<u32> = (0..2 * n as u32).map(|i| (i / n as u32) * n as u32 + ((i % n as u32) * 37 + seed as u32 % 64) % n as u32).collect();
         let perm_t = Tensor::new(perm.as_slice(), &Device::Cpu).unwrap();
         let moved = pos.index_select(&perm_t, 0).unwrap();
-        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-winding", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-winding-coarse", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
             let m = model(p, 3, seed);
             let a = m.forward(&Batch { pos: &pos, batch: Some(&batch), features: features(&m, &pos, &batch).as_ref() }).unwrap().values;
             let b = m.forward(&Batch { pos: &moved, batch: Some(&batch), features: features(&m, &moved, &batch).as_ref() }).unwrap().values;
@@ -151,6 +152,10 @@ fn identity_frames_are_detected() {
         (
             "pointnet2-normals-pca-winding, identity frames",
             identity("pointnet2-normals-pca-winding"),
+        ),
+        (
+            "pointnet2-normals-pca-winding-coarse, identity frames",
+            identity("pointnet2-normals-pca-winding-coarse"),
         ),
     ];
     for (p, m) in &models {

@@ -251,6 +251,9 @@ pub fn evaluate_normals(
                     let signed = match orient {
                         tf_frames::PcaOrientation::Centroid => "",
                         tf_frames::PcaOrientation::Winding => ", winding-oriented",
+                        tf_frames::PcaOrientation::WindingCoarse => {
+                            ", winding-oriented coarse to fine"
+                        }
                     };
                     format!(
                         "TF-PointNet++ refining PCA normals (k = {}{signed})",
