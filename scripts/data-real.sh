@@ -33,16 +33,19 @@ cargo run --release -q -p tensor-frames -- data convert \
 #    package version) are extracted; licence CC-BY-SA 4.0 with KiCad's library exception.
 per_class="${KICAD_PER_CLASS:-20}"
 kicad_points="${KICAD_POINTS:-2048}"
+# Another folder keeps the default set, e.g. KICAD_POINTS=8192 KICAD_OUT=data/real/kicad8k for
+# the denser test of papers/tensor-frames/results/normals-real-kicad8k.md (same shapes, same split).
+kicad_out="${KICAD_OUT:-data/real/kicad}"
 if ! ls "$cache"/kicad-packages3d_*.deb >/dev/null 2>&1; then
     (cd "$cache" && { apt-get download kicad-packages3d 2>/dev/null || { apt-get update -qq && apt-get download kicad-packages3d; }; })
 fi
 deb=$(ls "$cache"/kicad-packages3d_*.deb | head -1)
 dpkg-deb --fsys-tarfile "$deb" | tar -t | grep '\.wrl$' \
     | awk -F/ -v k="$per_class" '{ c = $(NF-1); if (n[c]++ < k) print }' > "$cache/kicad-files.txt"
-rm -rf "$cache/kicad" data/real/kicad
+rm -rf "$cache/kicad" "$kicad_out"
 mkdir -p "$cache/kicad"
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$cache/kicad" -T "$cache/kicad-files.txt"
 cargo run --release -q -p tensor-frames -- data convert \
-    --meshes "$cache/kicad/usr/share/kicad/3dmodels" --out data/real/kicad --points "$kicad_points"
+    --meshes "$cache/kicad/usr/share/kicad/3dmodels" --out "$kicad_out" --points "$kicad_points"
 rm -rf "$cache/kicad"
 echo "data-real: $(( $(date +%s) - start )) s, $(du -sh data/real | cut -f1) on disk (data/real)"
