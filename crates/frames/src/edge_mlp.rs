@@ -22,8 +22,8 @@
 //! - output: `(N, d * d)`, row `i` holding the `d` learned vectors of node `i`
 //!
 //! Gradients flow to both inputs (so positions still receive gradients through the frames), to
-//! the edge data only when it is tracked (in training positions are data, and that gradient
-//! would be a third of the backward's work); weight gradients are summed over fixed chunks of edges in order, so they are deterministic.
+//! the edge data only when it is tracked (in training positions are data, so nothing would
+//! read that gradient); weight gradients are summed over fixed chunks of edges in order, so they are deterministic.
 //! The backward has no backward of its own (no second derivatives through learned frames).
 
 use std::sync::Arc;
@@ -431,10 +431,9 @@ impl EdgeMlp {
         out
     }
 
-    /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`.
     /// Returns `(d packed, d edges)` given the upstream gradient `g (N, d*d)`; the edges'
-    /// gradient only when `want_edges` (positions are data in training, not variables, and
-    /// their gradient would be a third of the backward's work).
+    /// gradient only when `want_edges` (positions are data in training, not variables: the
+    /// gradient would be computed for nothing).
     fn backward<F: Real>(
         &self,
         p: &[F],
