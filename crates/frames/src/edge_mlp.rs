@@ -12,8 +12,12 @@
 //! stored: the backward recomputes each edge's activations (a few hundred vector operations)
 //! rather than keep about 80 floats per edge alive between the passes (84 MB at 262k edges).
 //! The chunk kernels are compiled for baseline x86-64 and for AVX2 + FMA, and the version is
-//! chosen at run time ([`pulp`]). The math runs in the tensors' own dtype (f32 products and
-//! exponentials cost half of f64 ones).
+//! chosen at run time ([`pulp`]). The FMA version fuses its multiply-adds and so rounds
+//! differently from the baseline one (they agree to 1e-12 in f64, tested); on one machine the
+//! results are deterministic, across instruction sets they may differ in the last bits. The
+//! weight-gradient outer products are added a block of edges at a time, with the partial sums
+//! in registers. The math runs in the tensors' own dtype (f32 products and exponentials cost
+//! half of f64 ones).
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
@@ -94,7 +98,7 @@ fn exp_f32(x: f32) -> f32 {
 /// `a . b` with eight independent partial sums: a single running sum is one dependent chain
 /// of float additions, which the compiler may not reorder and so cannot vectorise.
 #[inline(always)]
-fn dot<F: Real>(a: &[F], b: &[F]) -> F {
+fn dot<F: Real, const FUSED: bool>(a: &[F], b: &[F]) -> F {
     const LANES: usize = 8;
     let mut acc = [F::zero(); LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -105,37 +109,105 @@ fn dot<F: Real>(a: &[F], b: &[F]) -> F {
         .fold(F::zero(), |t, (x, y)| t + *x * *y);
     for (xa, xb) in ca.zip(cb) {
         for l in 0..LANES {
-            acc[l] += xa[l] * xb[l];
+            acc[l] = fma::<F, FUSED>(xa[l], xb[l], acc[l]);
         }
     }
     acc.iter().fold(tail, |t, v| t + *v)
+}
+
+/// `a * b + c`, fused (one rounding, one instruction) in the kernels compiled for instruction
+/// sets with FMA, and as a product and a sum in the baseline one, where `mul_add` would be a
+/// libm call per element. Rust never contracts `a * b + c` by itself, so without this the AVX2
+/// kernels issued separate multiplies and adds.
+#[inline(always)]
+fn fma<F: Real, const FUSED: bool>(a: F, b: F, c: F) -> F {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// `out = b + sum_i x_i cols_i`, where `cols` holds `x.len()` runs of `out.len()`: in blocks
 /// of 32 outputs whose partial sums stay in registers, four or eight vectors at a time, so
 /// that the additions over the inputs form independent chains (accumulating into `out`
 /// waited on a store and a load per input, and a block of one vector on its own additions).
+/// Even and odd inputs go to two sets of partial sums: one set is a chain of dependent
+/// additions per register, which left the core waiting on their latency half the time.
 #[inline(always)]
-fn affine<F: Real>(out: &mut [F], b: &[F], x: &[F], cols: &[F]) {
+fn affine<F: Real, const FUSED: bool>(out: &mut [F], b: &[F], x: &[F], cols: &[F]) {
     const B: usize = 32;
     let h = out.len();
     let full = h / B * B;
+    let pairs = x.len() / 2;
     for j0 in (0..full).step_by(B) {
-        let mut acc = [F::zero(); B];
-        acc.copy_from_slice(&b[j0..j0 + B]);
-        for (&xi, col) in x.iter().zip(cols.chunks_exact(h)) {
-            let c: &[F; B] = col[j0..j0 + B].try_into().expect("a block of B");
+        let mut even = [F::zero(); B];
+        even.copy_from_slice(&b[j0..j0 + B]);
+        let mut odd = [F::zero(); B];
+        for (xp, cp) in x.chunks_exact(2).zip(cols.chunks_exact(2 * h)) {
+            let c0: &[F; B] = cp[j0..j0 + B].try_into().expect("a block of B");
+            let c1: &[F; B] = cp[h + j0..h + j0 + B].try_into().expect("a block of B");
             for l in 0..B {
-                acc[l] += xi * c[l];
+                even[l] = fma::<F, FUSED>(xp[0], c0[l], even[l]);
+                odd[l] = fma::<F, FUSED>(xp[1], c1[l], odd[l]);
             }
         }
-        out[j0..j0 + B].copy_from_slice(&acc);
+        if x.len() % 2 == 1 {
+            let xi = x[2 * pairs];
+            let c: &[F; B] = cols[2 * pairs * h + j0..2 * pairs * h + j0 + B]
+                .try_into()
+                .expect("a block of B");
+            for l in 0..B {
+                even[l] = fma::<F, FUSED>(xi, c[l], even[l]);
+            }
+        }
+        for l in 0..B {
+            out[j0 + l] = even[l] + odd[l];
+        }
     }
     for j in full..h {
         out[j] = x
             .iter()
             .zip(cols.chunks_exact(h))
-            .fold(b[j], |a, (&xi, col)| a + xi * col[j]);
+            .fold(b[j], |a, (&xi, col)| fma::<F, FUSED>(xi, col[j], a));
+    }
+}
+
+/// `acc[i * h + j] += sum_e xs[e * n + i] ys[e * h + j]` for `e < edges`: the outer products of
+/// a block of edges added to a weight gradient at once. Added edge by edge, each edge loaded and
+/// stored the whole gradient (`I x H` floats) and the kernel waited on those stores; per block
+/// the partial sums stay in registers across its edges.
+#[inline(always)]
+fn add_outer<F: Real, const FUSED: bool>(
+    acc: &mut [F],
+    xs: &[F],
+    ys: &[F],
+    n: usize,
+    h: usize,
+    edges: usize,
+) {
+    const B: usize = 32;
+    let full = h / B * B;
+    for (i, row) in acc.chunks_exact_mut(h).enumerate() {
+        for j0 in (0..full).step_by(B) {
+            let mut a = [F::zero(); B];
+            a.copy_from_slice(&row[j0..j0 + B]);
+            for e in 0..edges {
+                let xe = xs[e * n + i];
+                let y: &[F; B] = ys[e * h + j0..e * h + j0 + B]
+                    .try_into()
+                    .expect("a block of B");
+                for l in 0..B {
+                    a[l] = fma::<F, FUSED>(xe, y[l], a[l]);
+                }
+            }
+            row[j0..j0 + B].copy_from_slice(&a);
+        }
+        for j in full..h {
+            for e in 0..edges {
+                row[j] = fma::<F, FUSED>(xs[e * n + i], ys[e * h + j], row[j]);
+            }
+        }
     }
 }
 
@@ -165,7 +237,16 @@ struct Scratch<F: Real> {
     gw: Vec<F>,
     gz: Vec<F>,
     gx: Vec<F>,
+    /// The last edges' `x`, `gz`, `gw` and `s`, `EDGE_BLOCK` rows each, whose outer products
+    /// are added to the weight gradients together ([`add_outer`]).
+    xs: Vec<F>,
+    gzs: Vec<F>,
+    gws: Vec<F>,
+    ss: Vec<F>,
 }
+
+/// Edges whose weight-gradient outer products are added at once.
+const EDGE_BLOCK: usize = 8;
 
 /// `V = edge_mlp(packed, edges)`; see the module docs.
 pub(crate) fn edge_mlp(op: EdgeMlp, packed: &Tensor, edges: &Tensor) -> Result<Tensor> {
@@ -253,6 +334,10 @@ impl EdgeMlp {
             gw: v(d),
             gz: v(h),
             gx: v(i),
+            xs: v(EDGE_BLOCK * i),
+            gzs: v(EDGE_BLOCK * h),
+            gws: v(EDGE_BLOCK * d),
+            ss: v(EDGE_BLOCK * h),
         }
     }
 
@@ -264,29 +349,34 @@ impl EdgeMlp {
     /// loops over slices throughout: iterator adapters such as `collect` are not inlined into
     /// the SIMD versions of the kernel (see `Chunk`).
     #[inline(always)]
-    fn edge_acts<F: Real>(&self, m: &Mats<F>, row: &[F], t: &mut Scratch<F>) {
+    fn edge_acts<F: Real, const FUSED: bool>(&self, m: &Mats<F>, row: &[F], t: &mut Scratch<F>) {
         let h = self.hidden;
         self.input_column(m, row, &mut t.x);
-        affine(&mut t.z, &m.b1, &t.x, &m.w1_cols);
+        affine::<F, FUSED>(&mut t.z, &m.b1, &t.x, &m.w1_cols);
         for ((g, sj), &v) in t.sig.iter_mut().zip(t.s.iter_mut()).zip(t.z.iter()) {
             *g = F::sigmoid(v);
             *sj = v * *g;
         }
         for (k, wk) in t.w.iter_mut().enumerate() {
-            *wk = m.b2[k] + dot(&m.w2_rows[k * h..(k + 1) * h], &t.s);
+            *wk = m.b2[k] + dot::<F, FUSED>(&m.w2_rows[k * h..(k + 1) * h], &t.s);
         }
     }
 
     /// One chunk of [`forward`](Self::forward): its messages. Always inlined, so that a
     /// literal `d` propagates.
     #[inline(always)]
-    fn forward_chunk<F: Real>(&self, m: &Mats<F>, rows: &[F], d: usize) -> Vec<F> {
+    fn forward_chunk<F: Real, const FUSED: bool>(
+        &self,
+        m: &Mats<F>,
+        rows: &[F],
+        d: usize,
+    ) -> Vec<F> {
         let raw = self.raw();
         let width = raw + 1 + d;
         let mut t = self.scratch();
         let mut out = vec![F::zero(); rows.len() / width * d * d];
         for (mo, row) in out.chunks_exact_mut(d * d).zip(rows.chunks_exact(width)) {
-            self.edge_acts(m, row, &mut t);
+            self.edge_acts::<F, FUSED>(m, row, &mut t);
             let (env, unit) = (row[raw], &row[raw + 1..]);
             for (mk, &wk) in mo.chunks_exact_mut(d).zip(&t.w) {
                 let wk = wk * env;
@@ -301,7 +391,7 @@ impl EdgeMlp {
     /// recomputing the forward's activations; always inlined, so that a literal `d`
     /// propagates.
     #[inline(always)]
-    fn backward_chunk<F: Real>(
+    fn backward_chunk<F: Real, const FUSED: bool>(
         &self,
         m: &Mats<F>,
         rows: &[F],
@@ -323,8 +413,9 @@ impl EdgeMlp {
         let mut gw1 = vec![F::zero(); inp * h];
         let mut gw2 = vec![F::zero(); d * h];
         let two = <F as WithDType>::from_f64(2.0);
+        let mut filled = 0;
         for (e, row) in rows.chunks_exact(width).enumerate() {
-            self.edge_acts(m, row, &mut t);
+            self.edge_acts::<F, FUSED>(m, row, &mut t);
             let i = self.dst[chunk * CHUNK + e] as usize;
             let gi = &g[i * d * d..(i + 1) * d * d];
             let (env, unit) = (row[raw], &row[raw + 1..]);
@@ -339,25 +430,28 @@ impl EdgeMlp {
                 gb2[k] += env * gu;
                 genv += t.w[k] * gu;
             }
-            // gs = W2^T gw and gW2 += gw s^T, then gz = gs silu'(z).
+            // gs = W2^T gw, then gz = gs silu'(z); gW2 += gw s^T below.
             t.gz.iter_mut().for_each(|v| *v = F::zero());
             for (k, &gk) in t.gw.iter().enumerate() {
                 let w2 = &m.w2_rows[k * h..(k + 1) * h];
-                t.gz.iter_mut().zip(w2).for_each(|(o, wv)| *o += gk * *wv);
-                gw2[k * h..(k + 1) * h]
-                    .iter_mut()
-                    .zip(&t.s)
-                    .for_each(|(o, sj)| *o += gk * *sj);
+                t.gz.iter_mut()
+                    .zip(w2)
+                    .for_each(|(o, wv)| *o = fma::<F, FUSED>(gk, *wv, *o));
             }
             for (((gj, &zj), &sg), b) in t.gz.iter_mut().zip(&t.z).zip(&t.sig).zip(gb1.iter_mut()) {
                 *gj *= sg * (F::one() + zj * (F::one() - sg));
                 *b += *gj;
             }
-            // gW1[:, i] += x_i gz.
-            for (&xi, gcol) in t.x.iter().zip(gw1.chunks_exact_mut(h)) {
-                gcol.iter_mut()
-                    .zip(&t.gz)
-                    .for_each(|(o, gv)| *o += xi * *gv);
+            // gW1[:, i] += x_i gz and gW2 += gw s^T, a block of edges at a time.
+            t.xs[filled * inp..(filled + 1) * inp].copy_from_slice(&t.x);
+            t.gzs[filled * h..(filled + 1) * h].copy_from_slice(&t.gz);
+            t.gws[filled * d..(filled + 1) * d].copy_from_slice(&t.gw);
+            t.ss[filled * h..(filled + 1) * h].copy_from_slice(&t.s);
+            filled += 1;
+            if filled == EDGE_BLOCK {
+                add_outer::<F, FUSED>(&mut gw1, &t.xs, &t.gzs, inp, h, filled);
+                add_outer::<F, FUSED>(&mut gw2, &t.gws, &t.ss, d, h, filled);
+                filled = 0;
             }
             let Some(grows) = grows.as_deref_mut() else {
                 continue;
@@ -371,7 +465,7 @@ impl EdgeMlp {
             // gx_i = W1[:, i] . gz. Scalars take it as it is; the length takes the basis'
             // chain rule, d/dr exp(-t^2) = -2 t exp(-t^2) / step with t = (r - c_k) / step.
             for (gxi, w1i) in t.gx.iter_mut().zip(m.w1_cols.chunks_exact(h)) {
-                *gxi = dot(w1i, &t.gz);
+                *gxi = dot::<F, FUSED>(w1i, &t.gz);
             }
             grow[..ns].copy_from_slice(&t.gx[..ns]);
             if self.rbf > 0 {
@@ -383,6 +477,8 @@ impl EdgeMlp {
                 grow[ns] = gr;
             }
         }
+        add_outer::<F, FUSED>(&mut gw1, &t.xs, &t.gzs, inp, h, filled);
+        add_outer::<F, FUSED>(&mut gw2, &t.gws, &t.ss, d, h, filled);
         // Packed layout: W1 (H, I) row-major, b1, W2 (d, H) row-major, b2.
         let mut gp = vec![F::zero(); packed_len];
         for j in 0..h {
@@ -512,12 +608,11 @@ impl<F: Real> pulp::WithSimd for Chunk<'_, F, Forward> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
         let Self { op, m, rows, .. } = self;
-        // A literal `d` per arm unrolls the per-edge loops over the frame axes.
-        match op.d {
-            2 => op.forward_chunk(m, rows, 2),
-            3 => op.forward_chunk(m, rows, 3),
-            4 => op.forward_chunk(m, rows, 4),
-            d => op.forward_chunk(m, rows, d),
+        if S::IS_SCALAR {
+            forward_arms::<F, false>(op, m, rows)
+        } else {
+            // Every vector instruction set pulp dispatches to (x86-64-v3 and up, NEON) has FMA.
+            forward_arms::<F, true>(op, m, rows)
         }
     }
 }
@@ -528,12 +623,37 @@ impl<F: Real> pulp::WithSimd for Chunk<'_, F, Backward<'_, F>> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
         let Self { op, m, rows, work } = self;
-        match op.d {
-            2 => op.backward_chunk(m, rows, work, 2),
-            3 => op.backward_chunk(m, rows, work, 3),
-            4 => op.backward_chunk(m, rows, work, 4),
-            d => op.backward_chunk(m, rows, work, d),
+        if S::IS_SCALAR {
+            backward_arms::<F, false>(op, m, rows, work)
+        } else {
+            backward_arms::<F, true>(op, m, rows, work)
         }
+    }
+}
+
+/// A literal `d` per arm unrolls the per-edge loops over the frame axes.
+#[inline(always)]
+fn forward_arms<F: Real, const FUSED: bool>(op: &EdgeMlp, m: &Mats<F>, rows: &[F]) -> Vec<F> {
+    match op.d {
+        2 => op.forward_chunk::<F, FUSED>(m, rows, 2),
+        3 => op.forward_chunk::<F, FUSED>(m, rows, 3),
+        4 => op.forward_chunk::<F, FUSED>(m, rows, 4),
+        d => op.forward_chunk::<F, FUSED>(m, rows, d),
+    }
+}
+
+#[inline(always)]
+fn backward_arms<F: Real, const FUSED: bool>(
+    op: &EdgeMlp,
+    m: &Mats<F>,
+    rows: &[F],
+    work: Backward<'_, F>,
+) -> Vec<F> {
+    match op.d {
+        2 => op.backward_chunk::<F, FUSED>(m, rows, work, 2),
+        3 => op.backward_chunk::<F, FUSED>(m, rows, work, 3),
+        4 => op.backward_chunk::<F, FUSED>(m, rows, work, 4),
+        d => op.backward_chunk::<F, FUSED>(m, rows, work, d),
     }
 }
 
@@ -636,5 +756,71 @@ mod tests {
         assert!(exp_f32(f32::NAN).is_nan() || exp_f32(f32::NAN).is_finite());
         assert_eq!(f32::sigmoid(0.0), 0.5);
         assert!(f32::sigmoid(-200.0) >= 0.0 && f32::sigmoid(200.0) <= 1.0);
+    }
+
+    /// The baseline kernel (separate multiplies and adds) and the FMA one compute the same
+    /// messages and gradients. The dispatch runs only one of them on a given machine, so the
+    /// candle-ops comparison in `learned.rs` alone would leave the other untested. The shapes
+    /// take every tail path: an odd input width (11) for `affine`'s pairs, a hidden width (40)
+    /// that is not a multiple of the 32-wide blocks, and an edge count (301) that is not a
+    /// multiple of `EDGE_BLOCK`.
+    #[test]
+    fn baseline_and_fused_kernels_agree() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for d in [2usize, 3, 5] {
+            let (n, e, scalars, rbf, hidden) = (17, 301, 3, 8, 40);
+            let op = EdgeMlp {
+                dst: Arc::new((0..e).map(|_| rng.random_range(0..n as u32)).collect()),
+                n,
+                input: scalars + rbf,
+                rbf,
+                step: 0.25,
+                hidden,
+                d,
+            };
+            let width = op.raw() + 1 + d;
+            let p: Vec<f64> = (0..hidden * op.input + hidden + d * hidden + d)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let rows: Vec<f64> = (0..e * width).map(|_| rng.random_range(0.0..1.5)).collect();
+            let g: Vec<f64> = (0..n * d * d)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let m = op.mats(&p);
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                assert_eq!(a.len(), b.len(), "{what}");
+                let scale = a.iter().fold(1.0f64, |s, v| s.max(v.abs()));
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
+                assert!(worst <= 1e-12 * scale, "{what}, d = {d}: {worst:e}");
+            };
+            close(
+                &forward_arms::<f64, false>(&op, &m, &rows),
+                &forward_arms::<f64, true>(&op, &m, &rows),
+                "messages",
+            );
+            let backward = |fused: bool| {
+                let mut grows = vec![0.0; rows.len()];
+                let work = Backward {
+                    packed_len: p.len(),
+                    grows: Some(&mut grows),
+                    chunk: 0,
+                    g: &g,
+                };
+                let gp = if fused {
+                    backward_arms::<f64, true>(&op, &m, &rows, work)
+                } else {
+                    backward_arms::<f64, false>(&op, &m, &rows, work)
+                };
+                (gp, grows)
+            };
+            let ((gp0, ge0), (gp1, ge1)) = (backward(false), backward(true));
+            close(&gp0, &gp1, "weight gradients");
+            close(&ge0, &ge1, "edge gradients");
+            assert!(gp0.iter().all(|v| v.is_finite()) && gp0.iter().any(|v| *v != 0.0));
+        }
     }
 }
