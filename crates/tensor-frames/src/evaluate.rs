@@ -92,6 +92,20 @@ pub struct NormalsEval {
     pub noise: f64,
     /// Random groupings averaged per point.
     pub passes: usize,
+    /// The shapes scored: the test split, or the trainer's validation shapes (for choosing
+    /// between models without looking at the test split).
+    pub split: EvalSplit,
+}
+
+/// Which shapes of a ModelNet-normal folder [`evaluate_normals`] scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvalSplit {
+    /// The held-out test split (reported numbers).
+    #[default]
+    Test,
+    /// Every tenth training shape, the ones the trainer validates on
+    /// ([`tf_train::is_validation`]).
+    Validation,
 }
 
 /// Scores `model` (grouped inference, alone, with orientation consensus and with winding-number
@@ -111,17 +125,26 @@ pub fn evaluate_normals(
         seed,
         noise,
         passes,
+        split: which,
     } = *e;
     let Some(&k) = ks.first() else {
         anyhow::bail!("evaluate-normals needs at least one PCA neighbour count");
     };
     let set = ModelNetNormal::open(root)?;
-    let ids: Vec<String> = set
-        .entries(Split::Test)
-        .iter()
-        .map(|e| e.id.clone())
-        .collect();
-    let split = tf_datasets::ModelNetSplit(set, Split::Test);
+    let (from, picked): (Split, Vec<usize>) = match which {
+        EvalSplit::Test => (Split::Test, (0..set.entries(Split::Test).len()).collect()),
+        EvalSplit::Validation => (
+            Split::Train,
+            (0..set.entries(Split::Train).len())
+                .filter(|&i| tf_train::is_validation(i))
+                .collect(),
+        ),
+    };
+    let ids: Vec<String> = {
+        let entries = set.entries(from);
+        picked.iter().map(|&i| entries[i].id.clone()).collect()
+    };
+    let split = tf_datasets::ModelNetSplit(set, from);
     let sources = tf_datasets::read_sources(root)?;
     let mut per_shape = Vec::new();
     // (sum of cos, sum of |cos|, points) per method.
@@ -129,14 +152,14 @@ pub fn evaluate_normals(
     // The model, with winding, and PCA (first k) on the shapes whose outside is defined.
     let (mut ours_defined, mut pca_defined, mut winding_defined, mut defined) =
         (zero, zero, zero, 0usize);
-    let n = max_shapes.map_or(split.len(), |m| m.min(split.len()));
+    let n = max_shapes.map_or(picked.len(), |m| m.min(picked.len()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (mut ours, mut ours_consensus, mut ours_winding, mut pca_winding, mut pca_sub) =
         (zero, zero, zero, zero, zero);
     let winding = tf_frames::WindingOrientation::default();
     let mut pca = vec![zero; ks.len()];
-    for i in 0..n {
-        let shape = split.get(i)?;
+    for (i, &index) in picked.iter().enumerate().take(n) {
+        let shape = split.get(index)?;
         let d = shape.d;
         let q = haar_orthogonal_host(d, &mut rng);
         let rot = |v: &[f64]| -> Vec<f64> {

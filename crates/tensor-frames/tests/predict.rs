@@ -176,6 +176,7 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
         seed: 1,
         noise: 0.0,
         passes: 1,
+        split: Default::default(),
     };
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
     let rows = &report.rows;
@@ -222,4 +223,62 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
     assert!((ours.cos - first.cos).abs() < 1e-12 && (pca.cos - first.pca_cos).abs() < 1e-12);
     let none = NormalsEval { ks: vec![], ..e };
     assert!(evaluate_normals(&model, "fixture", dir.path(), &none).is_err());
+}
+
+/// `evaluate-normals --split val` scores the trainer's validation shapes (every tenth training
+/// shape) and nothing from the test split.
+#[test]
+fn evaluate_normals_validation_split_is_the_trainers() {
+    use tensor_frames::evaluate::{evaluate_normals, EvalSplit, NormalsEval};
+    let dir = tempfile::tempdir().unwrap();
+    let shape = |split, class| {
+        let mut s = Synthetic {
+            shapes_per_class: 1,
+            points: 1200,
+            noise: 0.0,
+            seed: 5,
+        }
+        .shape(split, class);
+        s.label = 0;
+        s
+    };
+    // Eleven training shapes: the tenth (index 9) is the only validation shape.
+    let train: Vec<_> = (0..11).map(|i| shape(Split::Train, i % 2)).collect();
+    let test = vec![shape(Split::Test, 0)];
+    tensor_frames::datasets::write_modelnet_normal(dir.path(), "fixture", &["blob"], &train, &test)
+        .unwrap();
+    assert!((0..11)
+        .filter(|&i| tensor_frames::train::is_validation(i))
+        .eq([9]));
+    let model =
+        tensor_frames::train::load_model(&bundled_model().unwrap(), candle_core::DType::F32)
+            .unwrap();
+    let e = NormalsEval {
+        group: 1024,
+        ks: vec![16],
+        max_shapes: None,
+        seed: 1,
+        noise: 0.0,
+        passes: 1,
+        split: EvalSplit::Validation,
+    };
+    let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
+    let ids: Vec<&str> = report.shapes.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["blob_0010"]);
+    assert!(report
+        .rows
+        .iter()
+        .all(|r| (r.shapes, r.points) == (1, 1200)));
+    let test = evaluate_normals(
+        &model,
+        "fixture",
+        dir.path(),
+        &NormalsEval {
+            split: EvalSplit::Test,
+            ..e
+        },
+    )
+    .unwrap();
+    assert_eq!(test.shapes.len(), 1);
+    assert_eq!(test.shapes[0].id, "blob_0012");
 }

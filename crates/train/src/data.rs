@@ -21,6 +21,12 @@ pub struct Splits {
     pub test: Arc<InMemory>,
 }
 
+/// Whether the `index`-th training shape of a ModelNet layout is held out for validation (every
+/// tenth, split by shape): one rule for the trainer and for evaluation on the same shapes.
+pub fn is_validation(index: usize) -> bool {
+    index % 10 == 9
+}
+
 /// Loads the sets described by `cfg`.
 ///
 /// Synthetic sets draw validation shapes from a second seed; a ModelNet layout, which has only
@@ -81,7 +87,7 @@ pub fn open_data(cfg: &DataConfig) -> Result<Splits, TrainError> {
             let all = InMemory::collect(&ModelNetSplit(set.clone(), Split::Train))?;
             let (mut train, mut val) = (Vec::new(), Vec::new());
             for (i, s) in all.0.into_iter().enumerate() {
-                if i % 10 == 9 {
+                if is_validation(i) {
                     val.push(s);
                 } else {
                     train.push(s);

@@ -40,7 +40,7 @@ mod trainer;
 
 pub use checkpoint::load_model;
 pub use config::{AugmentChoice, DataConfig, RunConfig, TrainConfig};
-pub use data::{open_data, Splits};
+pub use data::{is_validation, open_data, Splits};
 pub use optim::{AdamW, Schedule};
 pub use trainer::{
     draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord,

@@ -387,7 +387,7 @@ struct EvalNormalsArgs {
     /// The model (default: the bundled one).
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
-    /// ModelNet-normal folders, comma separated (their test splits are used).
+    /// ModelNet-normal folders, comma separated (their test splits, or see --split).
     #[arg(
         long,
         value_delimiter = ',',
@@ -413,13 +413,23 @@ struct EvalNormalsArgs {
     /// Points per model input (default: the checkpoint's training size).
     #[arg(long)]
     group: Option<usize>,
+    /// Shapes scored: `test` (reported numbers) or `val`, the training shapes the trainer
+    /// validates on (every tenth), for choosing between models without the test split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
     /// Output stem: writes <out>.md and <out>.json.
     #[arg(long, default_value = "papers/tensor-frames/results/normals-real")]
     out: std::path::PathBuf,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SplitArg {
+    Test,
+    Val,
+}
+
 fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
-    use tensor_frames::evaluate::{evaluate_normals, NormalsEval};
+    use tensor_frames::evaluate::{evaluate_normals, EvalSplit, NormalsEval};
     let ckpt = match a.checkpoint {
         Some(c) => c,
         None => tensor_frames::predict::bundled_model()?,
@@ -448,6 +458,10 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
                 seed: a.seed,
                 noise,
                 passes: a.passes,
+                split: match a.split {
+                    SplitArg::Test => EvalSplit::Test,
+                    SplitArg::Val => EvalSplit::Validation,
+                },
             };
             let report = evaluate_normals(&model, &name, root, &e)?;
             rows.extend(report.rows);
@@ -457,7 +471,7 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let data: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
     let command = format!(
-        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}{}",
+        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}{}{}",
         ckpt.display(),
         data.join(","),
         a.k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
@@ -465,11 +479,19 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
         a.noise.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.passes,
         a.max_shapes.map(|m| format!(" --max-shapes {m}")).unwrap_or_default(),
-        a.group.map(|g| format!(" --group {g}")).unwrap_or_default()
+        a.group.map(|g| format!(" --group {g}")).unwrap_or_default(),
+        if a.split == SplitArg::Val { " --split val" } else { "" }
     );
-    let mut md = String::from(
+    let mut md = String::from(if a.split == SplitArg::Val {
+        "# Normal estimation on validation shapes: model vs PCA\n\n\
+         **Validation shapes** (every tenth training shape, the trainer's validation set; for \
+         choosing between models, not for reporting) of the offline real sets"
+    } else {
         "# Normal estimation on held-out real shapes: bundled model vs PCA\n\n\
-         Test splits (split by shape) of the offline real sets (`just data-real`); every shape \
+         Test splits (split by shape) of the offline real sets"
+    });
+    md.push_str(
+        " (`just data-real`); every shape \
          under its own Haar-random rotation or reflection, optionally with Gaussian position \
          noise (relative to the unit ball). The model predicts at its training density (random \
          groups of points, averaged over several groupings, see `tensor-frames predict`); a \
