@@ -129,11 +129,13 @@ fn fma<F: Real, const FUSED: bool>(a: F, b: F, c: F) -> F {
 }
 
 /// `out = b + sum_i x_i cols_i`, where `cols` holds `x.len()` runs of `out.len()`: in blocks
-/// of 32 outputs whose partial sums stay in registers, four or eight vectors at a time, so
-/// that the additions over the inputs form independent chains (accumulating into `out`
-/// waited on a store and a load per input, and a block of one vector on its own additions).
-/// Even and odd inputs go to two sets of partial sums: one set is a chain of dependent
-/// additions per register, which left the core waiting on their latency half the time.
+/// of 32 outputs with their own partial sums, so that the additions over the inputs form
+/// independent chains (accumulating into `out` waited on a store and a load per input, and a
+/// block of one vector on its own additions). Even and odd inputs go to two sets of partial
+/// sums: one set is a chain of dependent additions per register, which left the core waiting
+/// on their latency half the time. The compiler keeps part of these sums on the stack (66
+/// fused multiply-adds with a stack operand in the bench binary); blocks of 16 keep them in
+/// registers but measured no faster, so the wider blocks stay.
 #[inline(always)]
 fn affine<F: Real, const FUSED: bool>(out: &mut [F], b: &[F], x: &[F], cols: &[F]) {
     const B: usize = 32;
@@ -176,7 +178,7 @@ fn affine<F: Real, const FUSED: bool>(out: &mut [F], b: &[F], x: &[F], cols: &[F
 /// `acc[i * h + j] += sum_e xs[e * n + i] ys[e * h + j]` for `e < edges`: the outer products of
 /// a block of edges added to a weight gradient at once. Added edge by edge, each edge loaded and
 /// stored the whole gradient (`I x H` floats) and the kernel waited on those stores; per block
-/// the partial sums stay in registers across its edges.
+/// the partial sums are loaded and stored once for all its edges.
 #[inline(always)]
 fn add_outer<F: Real, const FUSED: bool>(
     acc: &mut [F],
