@@ -140,6 +140,15 @@ pub fn evaluate_normals(
                 .collect(),
         ),
     };
+    if picked.is_empty() {
+        let what = match which {
+            EvalSplit::Test => "test shapes",
+            EvalSplit::Validation => {
+                "validation shapes (every tenth training shape: at least 10 are needed)"
+            }
+        };
+        anyhow::bail!("{}: no {what} to score", root.display());
+    }
     let ids: Vec<String> = {
         let entries = set.entries(from);
         picked.iter().map(|&i| entries[i].id.clone()).collect()

@@ -275,10 +275,25 @@ fn evaluate_normals_validation_split_is_the_trainers() {
         dir.path(),
         &NormalsEval {
             split: EvalSplit::Test,
-            ..e
+            ..e.clone()
         },
     )
     .unwrap();
     assert_eq!(test.shapes.len(), 1);
     assert_eq!(test.shapes[0].id, "blob_0012");
+
+    // Fewer than ten training shapes leave no validation shape: an error, not a table of zeros.
+    let small = tempfile::tempdir().unwrap();
+    tensor_frames::datasets::write_modelnet_normal(
+        small.path(),
+        "fixture",
+        &["blob"],
+        &train[..3],
+        &[],
+    )
+    .unwrap();
+    let err = evaluate_normals(&model, "fixture", small.path(), &e)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no validation shapes"), "{err}");
 }
