@@ -43,8 +43,20 @@ pub(crate) struct CellGrid<'a> {
     /// Sorted linear cell keys, and the point of each entry.
     keys: Vec<u64>,
     ids: Vec<u32>,
+    /// The points' coordinates in entry order, so a cell's points are read contiguously
+    /// (through `ids` they were scattered over the whole cloud).
+    sorted: Vec<f64>,
+    /// Where each cell's entries start, `starts[key]..starts[key + 1]`, when the key space is
+    /// small enough to index directly (at most [`DENSE_CELLS_PER_POINT`] cells per point);
+    /// otherwise empty and a cell is found by binary search in `keys`.
+    starts: Vec<u32>,
     brute: bool,
 }
+
+/// Largest cells-to-points ratio for which the grid keeps a direct cell index: a query then
+/// finds each cell in O(1) instead of a binary search over all keys, for at most a few u32
+/// per point of memory.
+const DENSE_CELLS_PER_POINT: u64 = 8;
 
 impl<'a> CellGrid<'a> {
     /// Buckets `pos` (row-major `(n, d)`) into cells of side `cell > 0`.
@@ -60,6 +72,8 @@ impl<'a> CellGrid<'a> {
             strides: Vec::new(),
             keys: Vec::new(),
             ids: Vec::new(),
+            sorted: Vec::new(),
+            starts: Vec::new(),
             brute: true,
         };
         if n == 0 || d > MAX_GRID_DIM || !(cell.is_finite() && cell > 0.0) {
@@ -90,6 +104,21 @@ impl<'a> CellGrid<'a> {
         entries.sort_unstable();
         grid.keys = entries.iter().map(|e| e.0).collect();
         grid.ids = entries.iter().map(|e| e.1).collect();
+        grid.sorted = grid
+            .ids
+            .iter()
+            .flat_map(|&j| pos[j as usize * d..(j as usize + 1) * d].iter().copied())
+            .collect();
+        if total <= DENSE_CELLS_PER_POINT * n as u64 && n < u32::MAX as usize {
+            let mut starts = vec![0u32; total as usize + 1];
+            for &k in &grid.keys {
+                starts[k as usize + 1] += 1;
+            }
+            for c in 0..total as usize {
+                starts[c + 1] += starts[c];
+            }
+            grid.starts = starts;
+        }
         grid
     }
 
@@ -153,12 +182,21 @@ impl<'a> CellGrid<'a> {
             }
             if inside {
                 let key = self.linear(&cell);
-                let start = self.keys.partition_point(|&k| k < key);
-                for (&k, &j) in self.keys[start..].iter().zip(&self.ids[start..]) {
-                    if k != key {
-                        break;
-                    }
-                    let d2 = self.dist2(q, j as usize);
+                let (start, end) = if self.starts.is_empty() {
+                    let start = self.keys.partition_point(|&k| k < key);
+                    let len = self.keys[start..].partition_point(|&k| k == key);
+                    (start, start + len)
+                } else {
+                    (
+                        self.starts[key as usize] as usize,
+                        self.starts[key as usize + 1] as usize,
+                    )
+                };
+                let d = self.d;
+                let block = self.sorted[start * d..end * d].chunks_exact(d);
+                for (p, &j) in block.zip(&self.ids[start..end]) {
+                    // The same sum in the same order as `dist2`: identical distances.
+                    let d2: f64 = q.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
                     if d2 <= r2 {
                         f(j, d2);
                     }

@@ -45,6 +45,21 @@ fn nearest(mut list: Vec<(f64, u32)>, cap: usize) -> Vec<(f64, u32)> {
     list
 }
 
+/// The `row.len()` nearest of `list` (at least that many), nearest first, ties by index, as
+/// [`nearest`] orders them, written to `row`.
+fn nearest_into(list: &mut [(f64, u32)], row: &mut [u32]) {
+    let cap = row.len();
+    let cmp = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if list.len() > cap && cap > 0 {
+        list.select_nth_unstable_by(cap - 1, cmp);
+    }
+    let best = &mut list[..cap];
+    best.sort_unstable_by(cmp);
+    for (o, &(_, j)) in row.iter_mut().zip(best.iter()) {
+        *o = j;
+    }
+}
+
 /// Starting radius (and grid) of a kNN search: the radius that holds ~`want` points at uniform
 /// density over the bounding box. In 3D, point clouds usually sample surfaces, where that
 /// volume estimate holds hundreds of candidates per query at 100k points; a sample of 32 points
@@ -148,13 +163,18 @@ pub fn knn_graph(
         }
         let extent = extent(pts, d);
         let (r0, grid) = knn_radius(pts, d, m, want, extent);
-        let lists: Vec<Vec<(f64, u32)>> = (0..m)
-            .into_par_iter()
-            .map(|i| {
+        // Every query finds exactly `want` neighbours, so the result is one flat (m, want)
+        // table; each thread reuses one candidate buffer (a fresh one per query was most of
+        // the allocator's and the page clearing's work).
+        let mut table = vec![0u32; m * want];
+        table
+            .par_chunks_mut(want)
+            .enumerate()
+            .for_each_init(Vec::new, |list, (i, row)| {
                 let q = &pts[i * d..(i + 1) * d];
                 let mut r = r0;
                 loop {
-                    let mut list = Vec::new();
+                    list.clear();
                     grid.within(q, r, |j, d2| {
                         if j as usize != i || self_loops {
                             list.push((d2, j));
@@ -162,7 +182,8 @@ pub fn knn_graph(
                     });
                     // Every point closer than the k-th found one is inside r: exact.
                     if list.len() >= want || r.is_infinite() {
-                        return nearest(list, want);
+                        nearest_into(list, row);
+                        return;
                     }
                     // Past the bounding box (its diagonal can exceed 2 * extent in high d),
                     // one full scan ends the search.
@@ -172,9 +193,13 @@ pub fn knn_graph(
                         2.0 * r
                     };
                 }
-            })
-            .collect();
-        collect(lists, seg.start, want, &mut src, &mut dst);
+            });
+        src.reserve(m * want);
+        dst.reserve(m * want);
+        for (i, row) in table.chunks_exact(want).enumerate() {
+            src.extend(row.iter().map(|j| j + seg.start as u32));
+            dst.extend(std::iter::repeat_n((i + seg.start) as u32, want));
+        }
     }
     edge_tensor(src, dst, pos.device())
 }
