@@ -28,6 +28,13 @@ pub trait FrameBuilder: std::fmt::Debug + Send + Sync {
     /// Builds the frames.
     fn build(&self, input: &FrameInput) -> Result<LocalFrames>;
 
+    /// Whether the builder reads [`FrameInput::edge_index`]. The controls that ignore the
+    /// neighbourhood return false, so that models can skip building a graph nobody reads
+    /// (plain PointNet++ would otherwise pay for TF-PointNet++'s kNN search).
+    fn needs_graph(&self) -> bool {
+        true
+    }
+
     /// Whether the builder claims O(d)-equivariance (false for the controls).
     fn is_equivariant(&self) -> bool;
 

@@ -29,6 +29,10 @@ impl FrameBuilder for IdentityFrames {
         let (n, d) = check_positions(input.pos)?;
         LocalFrames::new(identity(n, d, input.pos.dtype(), input.pos.device())?, 0)
     }
+    fn needs_graph(&self) -> bool {
+        false
+    }
+
     fn is_equivariant(&self) -> bool {
         false
     }
@@ -73,6 +77,10 @@ impl FrameBuilder for RandomFrames {
         )?;
         LocalFrames::new(r, 0)
     }
+    fn needs_graph(&self) -> bool {
+        false
+    }
+
     fn is_equivariant(&self) -> bool {
         false
     }
@@ -121,6 +129,10 @@ impl FrameBuilder for RandomGlobalFrames {
         let owner = Tensor::from_vec(owner, n, input.pos.device())?;
         LocalFrames::new(per_graph.index_select(&owner, 0)?, 0)
     }
+    fn needs_graph(&self) -> bool {
+        false
+    }
+
     fn is_equivariant(&self) -> bool {
         false
     }

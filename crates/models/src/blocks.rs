@@ -296,7 +296,11 @@ pub(crate) fn prologue(
     }
     let batch = b.batch_or_zeros()?;
     let n_graphs = segments(Some(&batch), n)?.len();
-    let edges = knn_graph(b.pos, Some(&batch), k, false)?;
+    let edges = if frames.needs_graph() {
+        knn_graph(b.pos, Some(&batch), k, false)?
+    } else {
+        Tensor::zeros((2, 0), candle_core::DType::U32, b.pos.device())?
+    };
     let frames = frames.build(&FrameInput {
         pos: b.pos,
         edge_index: &edges,
