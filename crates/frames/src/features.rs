@@ -26,6 +26,12 @@ pub enum InputFeatures {
     /// normal is signed to agree with it, so the estimates differ only where the neighbourhood size matters: small
     /// neighbourhoods resolve edges and thin parts, large ones average out noise, and a model
     /// can choose per point.
+    ///
+    /// With `confidence`, each winding pass also reports, per point, how strongly the rest of
+    /// the cloud agrees with the final sign ([`crate::winding_agreement`] at that pass's hole
+    /// size; one pass for `Centroid`): invariant scalars after the variations, rep
+    /// `(S+C)x0n+Sx1n` with `C` passes. They tell a model where the orientation it is given was
+    /// a confident vote and where the vote abstained (cavities, inner walls, thin parts).
     PcaNormal {
         /// Neighbours per fit at the first scale.
         k: usize,
@@ -35,6 +41,9 @@ pub enum InputFeatures {
         /// How the first scale's normal is signed.
         #[serde(default, skip_serializing_if = "PcaOrientation::is_centroid")]
         orient: PcaOrientation,
+        /// Add the winding agreement of the final signs as scalars (see above).
+        #[serde(default, skip_serializing_if = "is_false")]
+        confidence: bool,
     },
 }
 
@@ -72,6 +81,39 @@ fn one() -> usize {
     1
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl PcaOrientation {
+    /// The winding passes that sign the first estimate, in order.
+    fn passes(&self) -> Vec<crate::WindingOrientation> {
+        let fine = crate::WindingOrientation::default();
+        match self {
+            Self::Centroid => vec![],
+            Self::Winding => vec![fine],
+            Self::WindingCoarse => vec![
+                crate::WindingOrientation {
+                    hole: Self::COARSE_HOLE,
+                    ..fine
+                },
+                fine,
+            ],
+        }
+    }
+
+    /// The fields whose agreement a `confidence` feature reports: each pass's, or the default
+    /// field when there is no pass.
+    fn confidence_fields(&self) -> Vec<crate::WindingOrientation> {
+        let p = self.passes();
+        if p.is_empty() {
+            vec![crate::WindingOrientation::default()]
+        } else {
+            p
+        }
+    }
+}
+
 impl InputFeatures {
     /// Most PCA scales a feature may ask for (`k << 5` neighbours at the last).
     pub const MAX_PCA_SCALES: usize = 6;
@@ -82,6 +124,19 @@ impl InputFeatures {
             k,
             scales: 1,
             orient: PcaOrientation::Centroid,
+            confidence: false,
+        }
+    }
+
+    /// Invariant confidence scalars per point (0 without `confidence`).
+    fn confidences(&self) -> usize {
+        match self {
+            Self::PcaNormal {
+                orient,
+                confidence: true,
+                ..
+            } => orient.confidence_fields().len(),
+            _ => 0,
         }
     }
 
@@ -89,7 +144,9 @@ impl InputFeatures {
     pub fn reps(&self) -> String {
         match self {
             Self::None => String::new(),
-            Self::PcaNormal { scales, .. } => format!("{scales}x0n+{scales}x1n"),
+            Self::PcaNormal { scales, .. } => {
+                format!("{}x0n+{scales}x1n", scales + self.confidences())
+            }
         }
     }
 
@@ -103,7 +160,7 @@ impl InputFeatures {
     pub fn estimates(&self) -> Option<(usize, usize)> {
         match *self {
             Self::None => None,
-            Self::PcaNormal { scales, .. } => Some((scales, scales)),
+            Self::PcaNormal { scales, .. } => Some((scales + self.confidences(), scales)),
         }
     }
 
@@ -111,7 +168,7 @@ impl InputFeatures {
     pub fn dim(&self, d: usize) -> usize {
         match *self {
             Self::None => 0,
-            Self::PcaNormal { scales, .. } => scales * (1 + d),
+            Self::PcaNormal { scales, .. } => scales * (1 + d) + self.confidences(),
         }
     }
 
@@ -119,7 +176,12 @@ impl InputFeatures {
     pub fn compute(&self, points: &[f64], d: usize) -> Result<Vec<f64>> {
         match *self {
             Self::None => Ok(Vec::new()),
-            Self::PcaNormal { k, scales, orient } => {
+            Self::PcaNormal {
+                k,
+                scales,
+                orient,
+                confidence,
+            } => {
                 if scales == 0 || scales > Self::MAX_PCA_SCALES {
                     candle_core::bail!(
                         "PCA features need 1 to {} scales, got {scales}",
@@ -139,28 +201,27 @@ impl InputFeatures {
                     })
                     .collect();
                 let mut fits = pca_fit_scales(points, d, &ks)?;
-                let fine = crate::WindingOrientation::default();
-                let passes = match orient {
-                    PcaOrientation::Centroid => vec![],
-                    PcaOrientation::Winding => vec![fine],
-                    PcaOrientation::WindingCoarse => vec![
-                        crate::WindingOrientation {
-                            hole: PcaOrientation::COARSE_HOLE,
-                            ..fine
-                        },
-                        fine,
-                    ],
-                };
-                for opts in &passes {
+                for opts in &orient.passes() {
                     crate::orient_by_winding(points, &mut fits[0].0, d, opts)?;
                 }
+                // Measured on the final signs, so every field judges the same orientation.
+                let agreement = if confidence {
+                    orient
+                        .confidence_fields()
+                        .iter()
+                        .map(|opts| crate::winding_agreement(points, &fits[0].0, d, opts))
+                        .collect::<Result<Vec<_>>>()?
+                } else {
+                    Vec::new()
+                };
                 let (first, rest) = fits.split_at_mut(1);
                 for (normals, _) in rest {
                     align(normals, &first[0].0, d);
                 }
-                let mut out = Vec::with_capacity(n * scales * (1 + d));
+                let mut out = Vec::with_capacity(n * self.dim(d));
                 for i in 0..n {
                     out.extend(fits.iter().map(|(_, v)| v[i]));
+                    out.extend(agreement.iter().map(|a| a[i]));
                     for (nrm, _) in &fits {
                         out.extend_from_slice(&nrm[i * d..(i + 1) * d]);
                     }
@@ -219,16 +280,31 @@ mod tests {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::Centroid,
+                confidence: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::Winding,
+                confidence: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::WindingCoarse,
+                confidence: false,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 2,
+                orient: PcaOrientation::Centroid,
+                confidence: true,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 3,
+                orient: PcaOrientation::WindingCoarse,
+                confidence: true,
             },
         ] {
             let f = spec.compute(&pts, 3).unwrap();
@@ -266,6 +342,7 @@ mod tests {
             k: 6,
             scales: 0,
             orient: PcaOrientation::Centroid,
+            confidence: false,
         };
         assert!(bad.compute(&pts, 3).is_err());
     }
@@ -291,6 +368,7 @@ mod tests {
             k: 8,
             scales: 2,
             orient,
+            confidence: false,
         };
         let (w, n) = (spec(PcaOrientation::Centroid).dim(3), 1800);
         let plain = spec(PcaOrientation::Centroid).compute(&pts, 3).unwrap();
@@ -318,5 +396,35 @@ mod tests {
             assert!((0..3).map(|c| b[2 + c] * b[5 + c]).sum::<f64>() >= 0.0);
         }
         assert_eq!(signed.len(), n * w);
+        // With confidence: the same columns, plus each pass's agreement with the final signs
+        // after the variations.
+        let scored = InputFeatures::PcaNormal {
+            k: 8,
+            scales: 2,
+            orient: PcaOrientation::WindingCoarse,
+            confidence: true,
+        };
+        assert_eq!(scored.reps(), "4x0n+2x1n");
+        assert_eq!(scored.estimates(), Some((4, 2)));
+        let f = scored.compute(&pts, 3).unwrap();
+        let ws = scored.dim(3);
+        assert_eq!(f.len(), n * ws);
+        let signs: Vec<f64> = f.chunks(ws).flat_map(|r| r[4..7].to_vec()).collect();
+        assert_eq!(signs, expected);
+        for (pass, opts) in [wide, Default::default()].iter().enumerate() {
+            let a = crate::winding_agreement(&pts, &expected, 3, opts).unwrap();
+            let got: Vec<f64> = f.chunks(ws).map(|r| r[2 + pass]).collect();
+            assert_eq!(got, a);
+            // A closed torus after the repair: the field agrees with most signs (tangential
+            // terms cancel, so agreement stays well below 1; the jitter leaves some doubt).
+            let mean = a.iter().sum::<f64>() / n as f64;
+            let agree = a.iter().filter(|v| **v > 0.0).count();
+            assert!(mean > 0.4, "pass {pass}: mean agreement {mean}");
+            assert!(agree > n * 85 / 100, "pass {pass}: {agree} of {n} agree");
+        }
+        for (a, b) in coarse.chunks(w).zip(f.chunks(ws)) {
+            assert_eq!(a[..2], b[..2]);
+            assert_eq!(a[2..], b[4..]);
+        }
     }
 }

@@ -58,7 +58,9 @@ pub use learned::{LearnedFrames, LearnedFramesConfig};
 pub use local_frames::{split_edges, LocalFrames};
 pub use nearest::NearestFrames;
 pub use normals::{pca_fit, pca_normals};
-pub use orientation::{orient_by_winding, orientation_consensus, WindingOrientation};
+pub use orientation::{
+    orient_by_winding, orientation_consensus, winding_agreement, WindingOrientation,
+};
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;

@@ -93,11 +93,7 @@ pub fn orient_by_winding(
     let input = normals.to_vec();
     let weighted =
         |j: usize, a: f64, s: f64| input[j * d..(j + 1) * d].iter().map(move |v| v * a * s);
-    let all: Vec<f64> = sources
-        .iter()
-        .zip(&area)
-        .flat_map(|(&j, &a)| weighted(j, a, 1.0))
-        .collect();
+    let all = area_weighted(&sources, &area, &input, d);
     let (mut slope, votes): (Vec<f64>, Vec<f64>) =
         field_at_all(points, &input, &src_pos, &all, d, rho)
             .into_iter()
@@ -139,6 +135,43 @@ pub fn orient_by_winding(
         row.iter_mut().for_each(|x| *x *= s);
     }
     Ok(flips)
+}
+
+/// How strongly the winding field of the rest of the cloud agrees with each normal's sign:
+/// `-grad w_rest(x_i) . n_i` over the total vote (see the module doc), in `[-1, 1]`. Near 1 the
+/// surface around the hole, as currently oriented, says "this side is out"; near 0 the vote
+/// abstains (both sides of a thin sheet, or no surface around); negative values disagree (a
+/// sign [`orient_by_winding`] kept because the disagreement was below its margin). It measures
+/// consistency, not truth: a whole surface inside out agrees with itself. Zero where there
+/// is no field at all (too few or coincident points) or a normal is zero. Only distances and
+/// dot products enter: invariant under rotations, reflections, translations and scaling.
+pub fn winding_agreement(
+    points: &[f64],
+    normals: &[f64],
+    d: usize,
+    opts: &WindingOrientation,
+) -> Result<Vec<f64>> {
+    let n = check("winding agreement", points, normals, d)?;
+    let Some(field) = Field::new(points, n, d, opts)? else {
+        return Ok(vec![0.0; n]);
+    };
+    let weighted = area_weighted(&field.sources, &field.area, normals, d);
+    Ok(
+        field_at_all(points, normals, &field.src_pos, &weighted, d, field.rho)
+            .into_iter()
+            .map(|(slope, votes)| if votes > 0.0 { -slope / votes } else { 0.0 })
+            .collect(),
+    )
+}
+
+/// Each source's normal times its area weight, row-major `(sources, d)`: the dipoles of the
+/// field.
+fn area_weighted(sources: &[usize], area: &[f64], normals: &[f64], d: usize) -> Vec<f64> {
+    sources
+        .iter()
+        .zip(area)
+        .flat_map(|(&j, &a)| normals[j * d..(j + 1) * d].iter().map(move |v| v * a))
+        .collect()
 }
 
 /// What carries the winding field: the source indices and positions, their area weights and
@@ -571,5 +604,75 @@ mod tests {
         // Mismatched lengths are errors, not an index panic, for both post-processes.
         assert!(orientation_consensus(&p, &mut nrm[..10], 2, 8, 2).is_err());
         assert!(orientation_consensus(&p, &mut bad, 2, 8, 2).is_err());
+    }
+
+    #[test]
+    fn agreement_is_high_where_consistent_negative_on_a_flipped_cap_zero_on_a_sheet() {
+        let opts = WindingOrientation::default();
+        let (p, out) = sphere(2000, 1.0);
+        let a = winding_agreement(&p, &out, 3, &opts).unwrap();
+        let min = a.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(min > 0.9, "outward sphere: min agreement {min}");
+        // The field measures consistency with the rest: a sphere wholly inside out agrees
+        // with itself, while a small flipped cap disagrees with the surface around it.
+        let inward: Vec<f64> = out.iter().map(|v| -v).collect();
+        let b = winding_agreement(&p, &inward, 3, &opts).unwrap();
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-12, "inside-out sphere differs by {err}");
+        let cap: Vec<f64> = out
+            .chunks(3)
+            .flat_map(|u| {
+                let s = if u[2] > 0.98 { -1.0 } else { 1.0 };
+                u.iter().map(move |v| s * v).collect::<Vec<_>>()
+            })
+            .collect();
+        let c = winding_agreement(&p, &cap, 3, &opts).unwrap();
+        for (i, u) in out.chunks(3).enumerate() {
+            if u[2] > 0.99 {
+                assert!(
+                    c[i] < -0.3,
+                    "point {i} of the flipped cap: agreement {}",
+                    c[i]
+                );
+            }
+        }
+        // Both sides of a sheet of zero thickness, each with its own normal: the two sides
+        // vote with equal weight and opposite signs, so the field has no opinion.
+        let mut sheet = Vec::new();
+        let mut up = Vec::new();
+        for side in [1.0, -1.0] {
+            for i in 0..30 {
+                for j in 0..30 {
+                    sheet.extend([i as f64 / 29.0, j as f64 / 29.0, 0.0]);
+                    up.extend([0.0, 0.0, side]);
+                }
+            }
+        }
+        let t = winding_agreement(&sheet, &up, 3, &opts).unwrap();
+        let worst = t.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-9, "thin sheet: agreement up to {worst}");
+        // Invariant under a reflection, a translation and a scaling.
+        let moved: Vec<f64> = p
+            .chunks(3)
+            .flat_map(|x| [3.0 * x[1] + 1.0, 3.0 * x[0] - 2.0, 3.0 * x[2]])
+            .collect();
+        let turned: Vec<f64> = out.chunks(3).flat_map(|u| [u[1], u[0], u[2]]).collect();
+        let e = winding_agreement(&moved, &turned, 3, &opts).unwrap();
+        let err = a
+            .iter()
+            .zip(&e)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-9, "invariance error {err}");
+        // Too few points: no field, no opinion; bad input: an error.
+        assert_eq!(
+            winding_agreement(&p[..9], &out[..9], 3, &opts).unwrap(),
+            vec![0.0; 3]
+        );
+        assert!(winding_agreement(&p, &out[..30], 3, &opts).is_err());
     }
 }

@@ -213,6 +213,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-pca-winding",
     "pointnet2-normals-pca-winding-coarse",
+    "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -301,6 +302,7 @@ impl ModelConfig {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::Centroid,
+                    confidence: false,
                 }
             }),
             // The first PCA normal signed by the cloud's winding number (the bundled normal
@@ -310,6 +312,7 @@ impl ModelConfig {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::Winding,
+                    confidence: false,
                 }
             }),
             // The bundled normal estimator's architecture: the same, signed coarse to fine.
@@ -318,6 +321,16 @@ impl ModelConfig {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::WindingCoarse,
+                    confidence: false,
+                }
+            }),
+            // The same, told how confidently the winding vote signed each point.
+            "pointnet2-normals-pca-winding-confidence" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::WindingCoarse,
+                    confidence: true,
                 }
             }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),

@@ -7,9 +7,18 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
 
 use crate::attention::AttentionModel;
-use crate::config::{FrameChoice, HeadConfig, InputFeatures, ModelConfig};
+use crate::config::{FrameChoice, HeadConfig, InputFeatures, ModelConfig, PointNet2Config};
 use crate::dgcnn::Dgcnn;
 use crate::pointnet2::PointNet2;
+
+/// The number of leading invariant scalars of a rep (its first term, if `Kx0n`) and the
+/// terms after them.
+fn leading_scalars(r: &tf_group::TensorReps) -> (usize, &[tf_group::RepTerm]) {
+    match r.terms() {
+        [t, rest @ ..] if t.order == 0 && t.parity == tf_group::Parity::Normal => (t.mul, rest),
+        all => (0, all),
+    }
+}
 
 /// One batch of point clouds: the graphs stacked, PyG style.
 ///
@@ -188,6 +197,15 @@ impl Model {
         // Read everything first so a bad file leaves the model untouched; convert the dtype so
         // f32-trained weights load into an f64 model (for exact equivariance checks).
         let saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        self.set_weights(saved, path)
+    }
+
+    /// Sets every weight from `saved` (read from `path`), or none if a name or shape is off.
+    fn set_weights(
+        &mut self,
+        saved: std::collections::HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<()> {
         let data = self
             .varmap
             .data()
@@ -212,6 +230,77 @@ impl Model {
             var.set(&t)?;
         }
         Ok(())
+    }
+
+    /// Loads the weights of a model that differs from this one only in having fewer invariant
+    /// input scalars (`from`: its configuration), e.g. a PCA-features model before
+    /// `confidence` was added. Every weight loads as it is, except the first layers that read
+    /// the input features, whose new scalar columns start at zero: the loaded model computes
+    /// exactly what the old one did, and fine-tuning can learn to use the new inputs.
+    pub fn load_widening_inputs(&mut self, path: &Path, from: &ModelConfig) -> Result<()> {
+        let (ModelConfig::Pointnet2(old), ModelConfig::Pointnet2(new)) = (from, &self.config)
+        else {
+            bail!("widening the inputs of a checkpoint needs TF-PointNet++ models");
+        };
+        let same_otherwise = PointNet2Config {
+            input: new.input,
+            ..old.clone()
+        };
+        if same_otherwise != *new {
+            bail!("the checkpoint's model differs from this one in more than its input features");
+        }
+        let d = new.d;
+        let parse = |f: InputFeatures| {
+            tf_group::TensorReps::parse(&f.reps())
+                .map_err(|e| candle_core::Error::Msg(format!("input features: {e}")))
+        };
+        let (a, b) = (parse(old.input)?, parse(new.input)?);
+        let (sa, rest_a) = leading_scalars(&a);
+        let (sb, rest_b) = leading_scalars(&b);
+        if sb <= sa || rest_a != rest_b {
+            bail!(
+                "the input features {} -> {} do not only add scalars",
+                old.input.reps(),
+                new.input.reps()
+            );
+        }
+        let added = sb - sa;
+        // The layers that read the features: the first conv (offset 0), and for dense heads
+        // the last feature propagation, whose input ends with the level-0 skip features.
+        let mut readers = vec![if new.sa.is_empty() {
+            "global.0.weight".to_string()
+        } else {
+            "sa.0.0.weight".to_string()
+        }];
+        if !matches!(new.head, HeadConfig::Classification { .. }) && !new.fp.is_empty() {
+            readers.push(format!("fp.{}.0.weight", new.fp.len() - 1));
+        }
+        if !path.exists() {
+            bail!("weights file {} does not exist", path.display());
+        }
+        let mut saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        for name in &readers {
+            let Some(w) = saved.get(name) else {
+                bail!("{}: no weight named {name}", path.display());
+            };
+            let (h, cols) = w.dims2()?;
+            // Where the feature block starts in this layer's input: 0 for the conv, after the
+            // coarse features for the skip connection.
+            let start = if name.starts_with("fp.") {
+                cols.checked_sub(a.dim(d))
+                    .ok_or_else(|| candle_core::Error::Msg(format!("{name}: too few columns")))?
+            } else {
+                0
+            };
+            let at = start + sa;
+            let zeros = Tensor::zeros((h, added), w.dtype(), w.device())?;
+            let widened = Tensor::cat(
+                &[&w.narrow(1, 0, at)?, &zeros, &w.narrow(1, at, cols - at)?],
+                1,
+            )?;
+            saved.insert(name.clone(), widened);
+        }
+        self.set_weights(saved, path)
     }
 
     /// Restarts the random stream of the control frame builders (random, random-global); a

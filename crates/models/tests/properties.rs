@@ -75,6 +75,7 @@ const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals-pca-multiscale",
     "pointnet2-normals-pca-winding",
     "pointnet2-normals-pca-winding-coarse",
+    "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
     "pointnet2-classification",
@@ -271,6 +272,48 @@ fn weights_round_trip_through_safetensors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A checkpoint without the winding-confidence inputs loads into the model with them, and the
+/// widened model computes exactly what the old one did (the new columns start at zero).
+#[test]
+fn weights_load_into_a_model_with_more_input_scalars() {
+    let dir = std::env::temp_dir().join(format!("tf-models-widen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let a = model("pointnet2-normals-pca-winding-coarse", 3, 7);
+    a.save(&path).unwrap();
+    let mut b = model("pointnet2-normals-pca-winding-confidence", 3, 8);
+    // Shapes differ, so a plain load refuses; widening loads.
+    assert!(b.load(&path).is_err());
+    b.load_widening_inputs(&path, a.config()).unwrap();
+    let (pos, batch) = shapes(3, 48, 9);
+    let out = |m: &Model| {
+        let f = features(m, &pos, &batch);
+        m.forward(&Batch {
+            pos: &pos,
+            batch: Some(&batch),
+            features: f.as_ref(),
+        })
+        .unwrap()
+        .values
+    };
+    let (ya, yb) = (out(&a), out(&b));
+    let err = tf_testing::max_abs_diff(&ya, &yb).unwrap();
+    assert!(err < 1e-12, "widened model differs by {err:e}");
+    // The new inputs are there and nonzero: the equality is not for want of them.
+    let f = features(&b, &pos, &batch).unwrap();
+    let conf = f.narrow(1, 3, 2).unwrap().abs().unwrap().sum_all().unwrap();
+    assert!(conf.to_scalar::<f64>().unwrap() > 0.0);
+    // Anything but added scalars is refused: other vectors, or another architecture.
+    let other = model("pointnet2-normals-pca", 3, 7);
+    assert!(b.load_widening_inputs(&path, other.config()).is_err());
+    let mut c = model("pointnet2-normals-refined", 3, 8);
+    assert!(c.load_widening_inputs(&path, a.config()).is_err());
+    assert!(b
+        .load_widening_inputs(&dir.join("missing.safetensors"), a.config())
+        .is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn safetensors_names(path: &std::path::Path) -> Vec<String> {
     let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     t.keys().cloned().collect()
@@ -384,6 +427,7 @@ fn bad_inputs_are_errors() {
                 k: 8,
                 scales,
                 orient: Default::default(),
+                confidence: false,
             };
         }
         assert!(c.validate().unwrap_err().to_string().contains("scales"));

@@ -92,6 +92,8 @@ pub struct NormalsEval {
     pub noise: f64,
     /// Random groupings averaged per point.
     pub passes: usize,
+    /// Self-refinement rounds of the model ([`PredictOptions::rounds`]).
+    pub rounds: usize,
     /// The shapes scored: the test split, or the trainer's validation shapes (for choosing
     /// between models without looking at the test split).
     pub split: EvalSplit,
@@ -125,6 +127,7 @@ pub fn evaluate_normals(
         seed,
         noise,
         passes,
+        rounds,
         split: which,
     } = *e;
     let Some(&k) = ks.first() else {
@@ -192,6 +195,7 @@ pub fn evaluate_normals(
         let opts = PredictOptions {
             seed: seed ^ i as u64,
             passes,
+            rounds,
             ..Default::default()
         };
         let (mut shape_ours, mut shape_winding) = (zero, zero);
@@ -278,7 +282,12 @@ pub fn evaluate_normals(
     let mut rows = vec![
         row(
             match model.config().input_features() {
-                tf_models::InputFeatures::PcaNormal { k, scales, orient } => {
+                tf_models::InputFeatures::PcaNormal {
+                    k,
+                    scales,
+                    orient,
+                    confidence,
+                } => {
                     let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
                     let signed = match orient {
                         tf_frames::PcaOrientation::Centroid => "",
@@ -287,8 +296,13 @@ pub fn evaluate_normals(
                             ", winding-oriented coarse to fine"
                         }
                     };
+                    let scored = if confidence {
+                        ", with the vote's agreement"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "TF-PointNet++ refining PCA normals (k = {}{signed})",
+                        "TF-PointNet++ refining PCA normals (k = {}{signed}{scored})",
                         ks.join(", ")
                     )
                 }

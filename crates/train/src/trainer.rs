@@ -190,7 +190,20 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         let dir = checkpoint::resolve(init)
             .map_err(|e| TrainError::Checkpoint(format!("train.init: {e}")))?;
         let weights = checkpoint::weights_file(init, &dir);
-        model.load(&weights).map_err(|e| {
+        // A checkpoint of the same model with fewer input scalars (e.g. before `confidence`
+        // was added) starts the new inputs at zero weight: the same function, ready to learn.
+        let from = match dir.join("state.json").is_file() {
+            true => Some(checkpoint::read_state(&dir)?.config.model),
+            false => None,
+        };
+        let loaded = match from {
+            Some(old) if old != cfg.model && old.input_features() != cfg.model.input_features() => {
+                tracing::info!(from = %old.input_features().reps(), to = %cfg.model.input_features().reps(), "widening the input features");
+                model.load_widening_inputs(&weights, &old)
+            }
+            _ => model.load(&weights),
+        };
+        loaded.map_err(|e| {
             TrainError::Checkpoint(format!("train.init {}: {e}", weights.display()))
         })?;
         tracing::info!(init = %weights.display(), "starting from these weights");
