@@ -38,6 +38,10 @@ pub struct PredictOptions {
     pub seed: u64,
     /// Independent random groupings whose predictions are averaged (test-time ensemble).
     pub passes: usize,
+    /// Rounds of self-refinement for models that refine normal estimates given as input
+    /// features: after each round, every estimate is re-signed to agree with the prediction
+    /// and the model runs again (1: a single prediction).
+    pub rounds: usize,
 }
 
 impl Default for PredictOptions {
@@ -47,6 +51,7 @@ impl Default for PredictOptions {
             batch: 8,
             seed: 0,
             passes: 1,
+            rounds: 1,
         }
     }
 }
@@ -109,6 +114,7 @@ pub fn predict(
         .into_iter()
         .map(|v| v as f32)
         .collect();
+    let mut features = features;
     let fw = spec.dim(d);
     let group = if opts.group > 0 {
         opts.group
@@ -129,6 +135,58 @@ pub fn predict(
         .flat_map(|order| (0..groups).map(move |g| &order[g * n / groups..(g + 1) * n / groups]))
         .collect();
     let head = model.head();
+    let rounds = match (head, spec.estimates()) {
+        (HeadConfig::Normals, Some(_)) => opts.rounds.max(1),
+        _ => 1,
+    };
+    let mut out = None;
+    for round in 0..rounds {
+        if let (Some(Output::Normals(prev)), Some((offset, count))) = (&out, spec.estimates()) {
+            resign(&mut features, fw, offset, count, prev, d);
+        }
+        out = Some(predict_groups(
+            model, &unit, &features, fw, &chunks, head, opts, n, d,
+        )?);
+        tracing::debug!(round, "prediction round done");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    Ok((out.expect("at least one round"), rate))
+}
+
+/// Re-signs each point's normal estimates (`count` `1n` vectors from column `offset` of its
+/// feature row, [`tf_models::InputFeatures::estimates`]) to agree with `normals`, the model's
+/// last prediction; the estimates share one sign per point, so they flip together. Only the
+/// sign of a dot product enters, so this commutes with rotations and reflections. The
+/// winding-agreement scalars between the `count` variations and the estimates (`confidence`
+/// features) measure agreement with that sign and flip with it; the field of the other points
+/// is not recomputed, so for them this is the point's own term only.
+fn resign(features: &mut [f32], fw: usize, offset: usize, count: usize, normals: &[f64], d: usize) {
+    for (row, n) in features.chunks_mut(fw).zip(normals.chunks(d)) {
+        let dot: f64 = row[offset..offset + d]
+            .iter()
+            .zip(n)
+            .map(|(a, b)| *a as f64 * b)
+            .sum();
+        if dot < 0.0 {
+            row[count..].iter_mut().for_each(|v| *v = -*v);
+        }
+    }
+}
+
+/// One prediction over the groups `chunks` of the normalised cloud `unit`.
+#[allow(clippy::too_many_arguments)]
+fn predict_groups(
+    model: &Model,
+    unit: &[f32],
+    features: &[f32],
+    fw: usize,
+    chunks: &[&[usize]],
+    head: HeadConfig,
+    opts: &PredictOptions,
+    n: usize,
+    d: usize,
+) -> Result<Output> {
+    let spec = model.config().input_features();
     let width = match head {
         HeadConfig::Normals => d,
         HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => classes,
@@ -214,7 +272,6 @@ pub fn predict(
             }
         }
     }
-    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
     let argmax = |v: &[f32]| -> u32 {
         v.iter()
             .enumerate()
@@ -249,7 +306,7 @@ pub fn predict(
             Output::Class(argmax(&l))
         }
     };
-    Ok((out, rate))
+    Ok(out)
 }
 
 /// The bundled normal estimator: `models/normals` under the current directory, else in the

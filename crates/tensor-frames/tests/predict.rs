@@ -27,68 +27,72 @@ fn bundled_model_is_equivariant_and_orients_normals() {
     }
     .shape(Split::Test, 1);
     let pts: Vec<f64> = shape.points.iter().map(|v| 37.0 * v + 5.0).collect();
-    // Three random groupings, averaged sign-aligned (see `predict`).
-    let opts = PredictOptions {
-        passes: 3,
-        ..Default::default()
-    };
-    let (out, rate) = predict(&model, &pts, 1024, &opts).unwrap();
-    assert!(rate > 0.0);
-    let n1 = normals(out);
-    // Oriented agreement with the exact normals (an ellipsoid: easy).
-    let cos: f64 = n1
-        .chunks(3)
-        .zip(shape.normals.chunks(3))
-        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>())
-        .sum::<f64>()
-        / 2500.0;
-    assert!(cos > 0.8, "mean cos {cos}");
-    assert!(n1
-        .chunks(3)
-        .all(|v| (v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-9));
+    // Three random groupings, averaged sign-aligned (see `predict`); then the same with a
+    // second, self-refining round (the estimates re-signed by the first prediction).
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    for _ in 0..2 {
-        // Both determinant signs over the draws are likely; force one reflection explicitly.
-        let mut q = haar_orthogonal_host(3, &mut rng);
-        if tf_group::orthogonal::det_host(&q, 3) > 0.0 {
-            q.iter_mut().take(3).for_each(|v| *v = -*v);
-        }
-        let apply = |v: &[f64]| -> Vec<f64> {
-            v.chunks(3)
-                .flat_map(|p| {
-                    (0..3)
-                        .map(|r| (0..3).map(|c| q[r * 3 + c] * p[c]).sum::<f64>())
-                        .collect::<Vec<_>>()
-                })
-                .collect()
+    for rounds in [1, 2] {
+        let opts = PredictOptions {
+            passes: 3,
+            rounds,
+            ..Default::default()
         };
-        let moved: Vec<f64> = apply(&pts)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v - 2.0 + i as f64 % 3.0)
-            .collect();
-        let n2 = normals(predict(&model, &moved, 1024, &opts).unwrap().0);
-        let expect = apply(&n1);
-        // Per point, the largest component error. `predict` works in f32 (positions included),
-        // and a few points amplify that round-off: a near-tie among neighbours at the edge of a
-        // PCA neighbourhood, or estimates that nearly cancel before normalisation. The
-        // architecture's exactness is checked in f64 by `equivariance --checkpoint` (cli.rs).
-        let mut errs: Vec<f64> = n2
+        let (out, rate) = predict(&model, &pts, 1024, &opts).unwrap();
+        assert!(rate > 0.0);
+        let n1 = normals(out);
+        // Oriented agreement with the exact normals (an ellipsoid: easy).
+        let cos: f64 = n1
             .chunks(3)
-            .zip(expect.chunks(3))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f64::max)
-            })
-            .collect();
-        errs.sort_by(f64::total_cmp);
-        let (p999, max) = (errs[errs.len() * 999 / 1000], errs[errs.len() - 1]);
-        assert!(
-            p999 < 1e-3 && max < 1e-2,
-            "f32: rotated prediction differs by {p999} (99.9%), {max} (max)"
-        );
+            .zip(shape.normals.chunks(3))
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>())
+            .sum::<f64>()
+            / 2500.0;
+        assert!(cos > 0.8, "{rounds} round(s): mean cos {cos}");
+        assert!(n1
+            .chunks(3)
+            .all(|v| (v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-9));
+        for _ in 0..2 {
+            // Both determinant signs over the draws are likely; force one reflection explicitly.
+            let mut q = haar_orthogonal_host(3, &mut rng);
+            if tf_group::orthogonal::det_host(&q, 3) > 0.0 {
+                q.iter_mut().take(3).for_each(|v| *v = -*v);
+            }
+            let apply = |v: &[f64]| -> Vec<f64> {
+                v.chunks(3)
+                    .flat_map(|p| {
+                        (0..3)
+                            .map(|r| (0..3).map(|c| q[r * 3 + c] * p[c]).sum::<f64>())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            let moved: Vec<f64> = apply(&pts)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v - 2.0 + i as f64 % 3.0)
+                .collect();
+            let n2 = normals(predict(&model, &moved, 1024, &opts).unwrap().0);
+            let expect = apply(&n1);
+            // Per point, the largest component error. `predict` works in f32 (positions included),
+            // and a few points amplify that round-off: a near-tie among neighbours at the edge of a
+            // PCA neighbourhood, or estimates that nearly cancel before normalisation. The
+            // architecture's exactness is checked in f64 by `equivariance --checkpoint` (cli.rs).
+            let mut errs: Vec<f64> = n2
+                .chunks(3)
+                .zip(expect.chunks(3))
+                .map(|(a, b)| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f64::max)
+                })
+                .collect();
+            errs.sort_by(f64::total_cmp);
+            let (p999, max) = (errs[errs.len() * 999 / 1000], errs[errs.len() - 1]);
+            assert!(
+                p999 < 1e-3 && max < 1e-2,
+                "f32, {rounds} round(s): rotated prediction differs by {p999} (99.9%), {max} (max)"
+            );
+        }
     }
 }
 
@@ -176,6 +180,7 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
         seed: 1,
         noise: 0.0,
         passes: 1,
+        rounds: 1,
         split: Default::default(),
     };
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
@@ -260,6 +265,7 @@ fn evaluate_normals_validation_split_is_the_trainers() {
         seed: 1,
         noise: 0.0,
         passes: 1,
+        rounds: 1,
         split: EvalSplit::Validation,
     };
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();

@@ -269,6 +269,12 @@ struct PredictArgs {
     /// Random groupings averaged per point (more passes: smoother, slower).
     #[arg(long, default_value_t = 1)]
     passes: usize,
+    /// Self-refinement rounds for models that refine input normal estimates (the bundled
+    /// one): each round re-signs the estimates to agree with the last prediction and runs the
+    /// model again, at twice the time. 2 rounds on the held-out real shapes: KiCad parts
+    /// 0.782 -> 0.786 mean cos, CGAL meshes 0.803 -> 0.799.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Rounds of neighbour orientation consensus after the model (0: off). Repairs isolated
     /// sign errors on dense smooth scans (CGAL meshes: +0.03 mean cos); harmful on sparse thin
     /// CAD parts (KiCad: -0.04). Directions are unchanged.
@@ -305,6 +311,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         batch: a.batch,
         seed: a.seed,
         passes: a.passes,
+        rounds: a.rounds,
     };
     let (mut out, rate) = predict(&model, &points, group, &opts)?;
     if let Output::Normals(normals) = &mut out {
@@ -410,6 +417,9 @@ struct EvalNormalsArgs {
     /// Random groupings averaged per point (test-time ensemble).
     #[arg(long, default_value_t = 4)]
     passes: usize,
+    /// Self-refinement rounds of the model (see `predict --rounds`).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Points per model input (default: the checkpoint's training size).
     #[arg(long)]
     group: Option<usize>,
@@ -458,6 +468,7 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
                 seed: a.seed,
                 noise,
                 passes: a.passes,
+                rounds: a.rounds,
                 split: match a.split {
                     SplitArg::Test => EvalSplit::Test,
                     SplitArg::Val => EvalSplit::Validation,
@@ -471,13 +482,14 @@ fn evaluate_normals(a: EvalNormalsArgs) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let data: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
     let command = format!(
-        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}{}{}",
+        "tensor-frames evaluate-normals --checkpoint {} --data {} --k {} --seed {} --noise {} --passes {}{}{}{}{}",
         ckpt.display(),
         data.join(","),
         a.k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.seed,
         a.noise.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         a.passes,
+        if a.rounds > 1 { format!(" --rounds {}", a.rounds) } else { String::new() },
         a.max_shapes.map(|m| format!(" --max-shapes {m}")).unwrap_or_default(),
         a.group.map(|g| format!(" --group {g}")).unwrap_or_default(),
         if a.split == SplitArg::Val { " --split val" } else { "" }
