@@ -197,7 +197,9 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
             false => None,
         };
         let loaded = match from {
-            Some(old) if old != cfg.model && old.input_features() != cfg.model.input_features() => {
+            // Only when the feature widths differ: other changes of the features (how the
+            // estimates are signed, say) keep every shape and load as they are.
+            Some(old) if old.input_features().reps() != cfg.model.input_features().reps() => {
                 tracing::info!(from = %old.input_features().reps(), to = %cfg.model.input_features().reps(), "widening the input features");
                 model.load_widening_inputs(&weights, &old)
             }

@@ -213,3 +213,45 @@ fn fine_tuning_starts_from_the_given_weights_and_refuses_another_model() {
         other => panic!("expected a checkpoint error, got {other:?}"),
     }
 }
+
+/// The bundled estimator's stages fine-tune across input changes: another way of signing the
+/// PCA estimates keeps every weight's shape and loads as it is; added confidence scalars widen
+/// only the layers that read the features.
+#[test]
+fn fine_tuning_across_input_feature_changes() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut ra = run(a.path(), "pointnet2-normals-pca-winding");
+    ra.config.train.epochs = 1;
+    let base = train(&ra, Session::default()).unwrap();
+    let wa = weights(&base.model);
+    for (dir, preset, widens) in [
+        (b.path(), "pointnet2-normals-pca-winding-coarse", false),
+        (c.path(), "pointnet2-normals-pca-winding-confidence", true),
+    ] {
+        let mut rb = run(dir, preset);
+        rb.config.train.epochs = 1;
+        rb.config.train.lr = 1e-12;
+        rb.config.train.init = Some(a.path().to_path_buf());
+        let tuned = train(&rb, Session::default()).unwrap();
+        let wb = weights(&tuned.model);
+        assert_eq!(wa.len(), wb.len());
+        let mut grown = Vec::new();
+        for ((na, va), (nb, vb)) in wa.iter().zip(&wb) {
+            assert_eq!(na, nb);
+            if va.len() != vb.len() {
+                assert!(vb.len() > va.len(), "{preset}: {na} shrank");
+                grown.push(na.as_str());
+            }
+        }
+        let want: &[&str] = if widens {
+            &["fp.2.0.weight", "sa.0.0.weight"]
+        } else {
+            &[]
+        };
+        assert_eq!(grown, want, "{preset}");
+    }
+}
