@@ -108,13 +108,12 @@ pub fn predict(
     // Computed input features see the whole cloud at its full density, as in training.
     let spec = model.config().input_features();
     let unit64: Vec<f64> = unit.iter().map(|v| *v as f64).collect();
-    let features: Vec<f32> = spec
+    let mut features: Vec<f32> = spec
         .compute(&unit64, d)
         .context("computing the model's input features")?
         .into_iter()
         .map(|v| v as f32)
         .collect();
-    let mut features = features;
     let fw = spec.dim(d);
     let group = if opts.group > 0 {
         opts.group
@@ -139,18 +138,16 @@ pub fn predict(
         (HeadConfig::Normals, Some(_)) => opts.rounds.max(1),
         _ => 1,
     };
-    let mut out = None;
-    for round in 0..rounds {
-        if let (Some(Output::Normals(prev)), Some((offset, count))) = (&out, spec.estimates()) {
+    let mut out = predict_groups(model, &unit, &features, fw, &chunks, head, opts, n, d)?;
+    for round in 1..rounds {
+        if let (Output::Normals(prev), Some((offset, count))) = (&out, spec.estimates()) {
             resign(&mut features, fw, offset, count, prev, d);
         }
-        out = Some(predict_groups(
-            model, &unit, &features, fw, &chunks, head, opts, n, d,
-        )?);
-        tracing::debug!(round, "prediction round done");
+        out = predict_groups(model, &unit, &features, fw, &chunks, head, opts, n, d)?;
+        tracing::debug!(round, "self-refinement round done");
     }
     let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
-    Ok((out.expect("at least one round"), rate))
+    Ok((out, rate))
 }
 
 /// Re-signs each point's normal estimates (`count` `1n` vectors from column `offset` of its
