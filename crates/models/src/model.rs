@@ -236,7 +236,8 @@ impl Model {
     /// input scalars (`from`: its configuration), e.g. a PCA-features model before
     /// `confidence` was added. Every weight loads as it is, except the first layers that read
     /// the input features, whose new scalar columns start at zero: the loaded model computes
-    /// exactly what the old one did, and fine-tuning can learn to use the new inputs.
+    /// what the old one did (to rounding: the wider products sum in another order; 1e-12 in
+    /// f64, tested), and fine-tuning can learn to use the new inputs.
     pub fn load_widening_inputs(&mut self, path: &Path, from: &ModelConfig) -> Result<()> {
         let (ModelConfig::Pointnet2(old), ModelConfig::Pointnet2(new)) = (from, &self.config)
         else {
