@@ -26,7 +26,7 @@ pub struct IdentityFrames;
 
 impl FrameBuilder for IdentityFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (_, n, d) = check_positions(input.pos)?;
         LocalFrames::new(identity(n, d, input.pos.dtype(), input.pos.device())?, 0)
     }
     fn needs_graph(&self) -> bool {
@@ -65,7 +65,7 @@ fn lock(rng: &Mutex<ChaCha8Rng>) -> Result<std::sync::MutexGuard<'_, ChaCha8Rng>
 
 impl FrameBuilder for RandomFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (_, n, d) = check_positions(input.pos)?;
         let mut rng = lock(&self.rng)?;
         let r = haar_orthogonal(
             n,
@@ -110,7 +110,7 @@ impl RandomGlobalFrames {
 
 impl FrameBuilder for RandomGlobalFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (_, n, d) = check_positions(input.pos)?;
         let segs = segments(input.batch, n)?;
         let mut rng = lock(&self.rng)?;
         let per_graph = haar_orthogonal(

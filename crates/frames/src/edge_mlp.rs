@@ -16,7 +16,9 @@
 //! differently from the baseline one (they agree to 1e-12 in f64, tested); on one machine the
 //! results are deterministic, across instruction sets they may differ in the last bits. The
 //! weight-gradient outer products are added a block of edges at a time, with the partial sums
-//! in registers. The math runs in the tensors' own dtype (f32 products and exponentials cost
+//! in registers. Each chunk sums its messages per run of edges with the same receiver, so the
+//! sequential scatter that keeps the result deterministic adds about one row per node rather
+//! than one per edge (graph builders emit edges sorted by receiver). The math runs in the tensors' own dtype (f32 products and exponentials cost
 //! half of f64 ones).
 //!
 //! # Shapes
@@ -42,12 +44,12 @@ const CHUNK: usize = 2048;
 
 /// The float types the kernel computes in.
 trait Real: RealField + Copy + WithDType + 'static {
-    /// `exp(z)`, vectorisable where it matters (f32).
-    fn fast_exp(z: Self) -> Self;
+    /// `exp(z)`, vectorisable where it matters (f32); with fused multiply-adds when `FUSED`.
+    fn fast_exp<const FUSED: bool>(z: Self) -> Self;
     /// `1 / (1 + exp(-z))`.
     #[inline(always)]
-    fn sigmoid(z: Self) -> Self {
-        Self::one() / (Self::one() + Self::fast_exp(-z))
+    fn sigmoid<const FUSED: bool>(z: Self) -> Self {
+        Self::one() / (Self::one() + Self::fast_exp::<FUSED>(-z))
     }
 }
 
@@ -55,23 +57,26 @@ trait Real: RealField + Copy + WithDType + 'static {
 // chunk kernels for the wider instruction sets.
 impl Real for f32 {
     #[inline(always)]
-    fn fast_exp(z: f32) -> f32 {
-        exp_f32(z)
+    fn fast_exp<const FUSED: bool>(z: f32) -> f32 {
+        exp_f32::<FUSED>(z)
     }
 }
 
 impl Real for f64 {
     #[inline(always)]
-    fn fast_exp(z: f64) -> f64 {
+    fn fast_exp<const FUSED: bool>(z: f64) -> f64 {
         z.exp()
     }
 }
 
 /// `exp(x)` in f32 to about 2 ulp, branch-free so that loops over it vectorise (libm's `expf`
 /// is a call per element, and was the largest single cost of the edge network): `2^n e^r` with
-/// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`.
+/// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`. With
+/// `FUSED` the reduction and the polynomial are chains of fused multiply-adds: half the
+/// instructions and half the latency of separate multiplies and adds (the exponentials of the
+/// radial basis and the sigmoids were the kernel's longest dependency chains).
 #[inline(always)]
-fn exp_f32(x: f32) -> f32 {
+fn exp_f32<const FUSED: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -79,16 +84,17 @@ fn exp_f32(x: f32) -> f32 {
     // the integer `n` itself.
     const MAGIC: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let t = x * LOG2E + MAGIC;
+    let fma = fma::<f32, FUSED>;
+    let t = fma(x, LOG2E, MAGIC);
     let n = t - MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = fma(-n, LN2_LO, fma(-n, LN2_HI, x));
     let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
+    let p = fma(p, r, 1.398_199_9e-3);
+    let p = fma(p, r, 8.333_452e-3);
+    let p = fma(p, r, 4.166_579_6e-2);
+    let p = fma(p, r, 1.666_666_5e-1);
+    let p = fma(p, r, 0.5);
+    let er = fma(p * r, r, r) + 1.0;
     // `2^n` from the integer in `t`'s low bits: MAGIC's low 9 bits are 0, so the shift keeps
     // exactly `n + 127` (in 1..=254 after the clamp) as the exponent. An `n as i32` cast
     // instead saturates and checks for NaN per lane, which kept the loops scalar.
@@ -312,14 +318,14 @@ impl EdgeMlp {
     /// The MLP inputs of one edge row: the scalars, then `exp(-((r - c_k) / step)^2)` of the
     /// edge length `r`.
     #[inline(always)]
-    fn input_column<F: Real>(&self, m: &Mats<F>, row: &[F], col: &mut [F]) {
+    fn input_column<F: Real, const FUSED: bool>(&self, m: &Mats<F>, row: &[F], col: &mut [F]) {
         let ns = self.input - self.rbf;
         col[..ns].copy_from_slice(&row[..ns]);
         if self.rbf > 0 {
             let r = row[ns];
             for (v, &ck) in col[ns..].iter_mut().zip(&m.centres) {
                 let t = (r - ck) * m.inv_step;
-                *v = F::fast_exp(-t * t);
+                *v = F::fast_exp::<FUSED>(-t * t);
             }
         }
     }
@@ -353,10 +359,10 @@ impl EdgeMlp {
     #[inline(always)]
     fn edge_acts<F: Real, const FUSED: bool>(&self, m: &Mats<F>, row: &[F], t: &mut Scratch<F>) {
         let h = self.hidden;
-        self.input_column(m, row, &mut t.x);
+        self.input_column::<F, FUSED>(m, row, &mut t.x);
         affine::<F, FUSED>(&mut t.z, &m.b1, &t.x, &m.w1_cols);
         for ((g, sj), &v) in t.sig.iter_mut().zip(t.s.iter_mut()).zip(t.z.iter()) {
-            *g = F::sigmoid(v);
+            *g = F::sigmoid::<FUSED>(v);
             *sj = v * *g;
         }
         for (k, wk) in t.w.iter_mut().enumerate() {
@@ -364,28 +370,38 @@ impl EdgeMlp {
         }
     }
 
-    /// One chunk of [`forward`](Self::forward): its messages. Always inlined, so that a
-    /// literal `d` propagates.
+    /// One chunk of [`forward`](Self::forward): its messages summed over each run of edges
+    /// with the same receiver, as `(receivers, sums (runs, d * d))`. Edges sorted by
+    /// receiver (as graph builders emit them) leave about one run per node, so the sequential
+    /// scatter after the chunks adds a few rows per node instead of one per edge. Always
+    /// inlined, so that a literal `d` propagates.
     #[inline(always)]
     fn forward_chunk<F: Real, const FUSED: bool>(
         &self,
         m: &Mats<F>,
         rows: &[F],
+        dst: &[u32],
         d: usize,
-    ) -> Vec<F> {
+    ) -> (Vec<u32>, Vec<F>) {
         let raw = self.raw();
         let width = raw + 1 + d;
         let mut t = self.scratch();
-        let mut out = vec![F::zero(); rows.len() / width * d * d];
-        for (mo, row) in out.chunks_exact_mut(d * d).zip(rows.chunks_exact(width)) {
+        let mut nodes: Vec<u32> = Vec::new();
+        let mut sums: Vec<F> = Vec::new();
+        for (row, &i) in rows.chunks_exact(width).zip(dst) {
             self.edge_acts::<F, FUSED>(m, row, &mut t);
+            if nodes.last() != Some(&i) {
+                nodes.push(i);
+                sums.resize(sums.len() + d * d, F::zero());
+            }
+            let at = sums.len() - d * d;
             let (env, unit) = (row[raw], &row[raw + 1..]);
-            for (mk, &wk) in mo.chunks_exact_mut(d).zip(&t.w) {
+            for (sk, &wk) in sums[at..].chunks_exact_mut(d).zip(&t.w) {
                 let wk = wk * env;
-                mk.iter_mut().zip(unit).for_each(|(o, u)| *o = wk * *u);
+                sk.iter_mut().zip(unit).for_each(|(o, u)| *o += wk * *u);
             }
         }
-        out
+        (nodes, sums)
     }
 
     /// One chunk of [`backward`](Self::backward): writes the edge-row gradients into `grows`
@@ -502,29 +518,28 @@ impl EdgeMlp {
         let width = self.raw() + 1 + d;
         let m = self.mats(p);
         let arch = pulp::Arch::new();
-        // Per-edge messages, chunk by chunk in parallel, then a sequential scatter in edge
-        // order: deterministic.
-        let msgs: Vec<Vec<F>> = edges
+        // Messages chunk by chunk in parallel, summed per run of one receiver, then a
+        // sequential scatter of those sums in edge order: deterministic.
+        let runs: Vec<(Vec<u32>, Vec<F>)> = edges
             .par_chunks(width * CHUNK)
-            .map(|rows| {
+            .enumerate()
+            .map(|(chunk, rows)| {
                 arch.dispatch(Chunk {
                     op: self,
                     m: &m,
                     rows,
-                    work: Forward,
+                    work: Forward(&self.dst[chunk * CHUNK..]),
                 })
             })
             .collect();
         let mut out = vec![F::zero(); self.n * d * d];
-        for (m, &i) in msgs
-            .iter()
-            .flat_map(|c| c.chunks_exact(d * d))
-            .zip(self.dst.iter())
-        {
-            out[i as usize * d * d..(i as usize + 1) * d * d]
-                .iter_mut()
-                .zip(m)
-                .for_each(|(o, v)| *o += *v);
+        for (nodes, sums) in &runs {
+            for (&i, sum) in nodes.iter().zip(sums.chunks_exact(d * d)) {
+                out[i as usize * d * d..(i as usize + 1) * d * d]
+                    .iter_mut()
+                    .zip(sum)
+                    .for_each(|(o, v)| *o += *v);
+            }
         }
         out
     }
@@ -593,8 +608,8 @@ struct Chunk<'a, F: Real, W> {
     work: W,
 }
 
-/// [`EdgeMlp::forward_chunk`].
-struct Forward;
+/// [`EdgeMlp::forward_chunk`], with the receivers of the chunk's edges (and beyond).
+struct Forward<'a>(&'a [u32]);
 
 /// [`EdgeMlp::backward_chunk`]'s other arguments.
 struct Backward<'a, F: Real> {
@@ -604,17 +619,22 @@ struct Backward<'a, F: Real> {
     g: &'a [F],
 }
 
-impl<F: Real> pulp::WithSimd for Chunk<'_, F, Forward> {
-    type Output = Vec<F>;
+impl<F: Real> pulp::WithSimd for Chunk<'_, F, Forward<'_>> {
+    type Output = (Vec<u32>, Vec<F>);
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
-        let Self { op, m, rows, .. } = self;
+        let Self {
+            op,
+            m,
+            rows,
+            work: Forward(dst),
+        } = self;
         if S::IS_SCALAR {
-            forward_arms::<F, false>(op, m, rows)
+            forward_arms::<F, false>(op, m, rows, dst)
         } else {
             // Every vector instruction set pulp dispatches to (x86-64-v3 and up, NEON) has FMA.
-            forward_arms::<F, true>(op, m, rows)
+            forward_arms::<F, true>(op, m, rows, dst)
         }
     }
 }
@@ -635,12 +655,17 @@ impl<F: Real> pulp::WithSimd for Chunk<'_, F, Backward<'_, F>> {
 
 /// A literal `d` per arm unrolls the per-edge loops over the frame axes.
 #[inline(always)]
-fn forward_arms<F: Real, const FUSED: bool>(op: &EdgeMlp, m: &Mats<F>, rows: &[F]) -> Vec<F> {
+fn forward_arms<F: Real, const FUSED: bool>(
+    op: &EdgeMlp,
+    m: &Mats<F>,
+    rows: &[F],
+    dst: &[u32],
+) -> (Vec<u32>, Vec<F>) {
     match op.d {
-        2 => op.forward_chunk::<F, FUSED>(m, rows, 2),
-        3 => op.forward_chunk::<F, FUSED>(m, rows, 3),
-        4 => op.forward_chunk::<F, FUSED>(m, rows, 4),
-        d => op.forward_chunk::<F, FUSED>(m, rows, d),
+        2 => op.forward_chunk::<F, FUSED>(m, rows, dst, 2),
+        3 => op.forward_chunk::<F, FUSED>(m, rows, dst, 3),
+        4 => op.forward_chunk::<F, FUSED>(m, rows, dst, 4),
+        d => op.forward_chunk::<F, FUSED>(m, rows, dst, d),
     }
 }
 
@@ -747,17 +772,26 @@ mod tests {
 
     #[test]
     fn fast_exp_matches_libm() {
-        let mut worst: f64 = 0.0;
-        for i in -200_000..=200_000 {
-            let x = i as f32 * 4.35e-4; // [-87, 87]
-            let (a, b) = (exp_f32(x) as f64, (x as f64).exp());
-            worst = worst.max(((a - b) / b).abs());
+        for fused in [false, true] {
+            let exp = |x: f32| {
+                if fused {
+                    exp_f32::<true>(x)
+                } else {
+                    exp_f32::<false>(x)
+                }
+            };
+            let mut worst: f64 = 0.0;
+            for i in -200_000..=200_000 {
+                let x = i as f32 * 4.35e-4; // [-87, 87]
+                let (a, b) = (exp(x) as f64, (x as f64).exp());
+                worst = worst.max(((a - b) / b).abs());
+            }
+            assert!(worst < 3e-7, "relative error {worst:e}, fused: {fused}");
+            assert!(exp(-1e30) >= 0.0 && exp(1e30).is_finite());
+            assert!(exp(f32::NAN).is_nan() || exp(f32::NAN).is_finite());
         }
-        assert!(worst < 3e-7, "relative error {worst:e}");
-        assert!(exp_f32(-1e30) >= 0.0 && exp_f32(1e30).is_finite());
-        assert!(exp_f32(f32::NAN).is_nan() || exp_f32(f32::NAN).is_finite());
-        assert_eq!(f32::sigmoid(0.0), 0.5);
-        assert!(f32::sigmoid(-200.0) >= 0.0 && f32::sigmoid(200.0) <= 1.0);
+        assert_eq!(f32::sigmoid::<true>(0.0), 0.5);
+        assert!(f32::sigmoid::<true>(-200.0) >= 0.0 && f32::sigmoid::<true>(200.0) <= 1.0);
     }
 
     /// The baseline kernel (separate multiplies and adds) and the FMA one compute the same
@@ -799,11 +833,12 @@ mod tests {
                     .fold(0.0f64, |w, (x, y)| w.max((x - y).abs()));
                 assert!(worst <= 1e-12 * scale, "{what}, d = {d}: {worst:e}");
             };
-            close(
-                &forward_arms::<f64, false>(&op, &m, &rows),
-                &forward_arms::<f64, true>(&op, &m, &rows),
-                "messages",
+            let (plain, fused) = (
+                forward_arms::<f64, false>(&op, &m, &rows, &op.dst),
+                forward_arms::<f64, true>(&op, &m, &rows, &op.dst),
             );
+            assert_eq!(plain.0, fused.0, "receivers of the runs");
+            close(&plain.1, &fused.1, "messages");
             let backward = |fused: bool| {
                 let mut grows = vec![0.0; rows.len()];
                 let work = Backward {

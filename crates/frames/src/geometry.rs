@@ -2,6 +2,7 @@
 //! envelope, and per-node neighbour lists ordered by distance.
 
 use candle_core::{DType, Result, Tensor};
+use rayon::prelude::*;
 use tf_graphs::host_positions;
 
 use crate::local_frames::split_edges;
@@ -17,6 +18,8 @@ pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Ten
 
 /// Smooth cutoff `(1 - u^2)^2` for `u = r / r_c < 1`, zero beyond: 1 at the centre, value and
 /// slope vanish at the cutoff, so neighbours entering the radius change frames continuously.
+/// As candle ops: the reference the fused [`crate::edge_rows`] op is tested against.
+#[cfg(test)]
 pub(crate) fn envelope(dist: &Tensor, cutoff: f64) -> Result<Tensor> {
     let u2 = (dist / cutoff)?.sqr()?.clamp(0.0, 1.0)?;
     (u2.affine(-1.0, 1.0))?.sqr()
@@ -26,26 +29,109 @@ pub(crate) fn envelope(dist: &Tensor, cutoff: f64) -> Result<Tensor> {
 /// padded with `u32::MAX`. Returns `(N * k)` edge ids.
 pub(crate) fn nearest_edges(pos: &Tensor, edge_index: &Tensor, k: usize) -> Result<Vec<u32>> {
     let (p, n, d) = host_positions(pos)?;
-    let (src, dst) = split_edges(edge_index)?;
-    let src = src.to_vec1::<u32>()?;
-    let dst = dst.to_vec1::<u32>()?;
-    let mut lists: Vec<Vec<(f64, u32, u32)>> = vec![Vec::new(); n];
-    for (e, (&j, &i)) in src.iter().zip(&dst).enumerate() {
-        let (j, i) = (j as usize, i as usize);
-        if j >= n || i >= n {
-            candle_core::bail!("edge {e} ({j} -> {i}) refers to a node beyond {n}");
+    let edges = HostEdges::new(edge_index, n)?;
+    Ok(edges.nearest(&p, d, k))
+}
+
+/// An `edge_index` on the host: senders and receivers, checked against the node count.
+pub(crate) struct HostEdges {
+    pub(crate) src: Vec<u32>,
+    pub(crate) dst: Vec<u32>,
+}
+
+impl HostEdges {
+    pub(crate) fn new(edge_index: &Tensor, n: usize) -> Result<Self> {
+        let (src, dst) = split_edges(edge_index)?;
+        let (src, dst) = (src.to_vec1::<u32>()?, dst.to_vec1::<u32>()?);
+        if let Some(e) = src
+            .iter()
+            .zip(&dst)
+            .position(|(&j, &i)| j as usize >= n || i as usize >= n)
+        {
+            candle_core::bail!(
+                "edge {e} ({} -> {}) refers to a node beyond {n}",
+                src[e],
+                dst[e]
+            );
         }
-        let d2: f64 = (0..d).map(|a| (p[j * d + a] - p[i * d + a]).powi(2)).sum();
-        lists[i].push((d2, j as u32, e as u32));
+        Ok(Self { src, dst })
     }
-    let mut out = vec![u32::MAX; n * k];
-    for (i, mut list) in lists.into_iter().enumerate() {
-        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (slot, &(_, _, e)) in list.iter().take(k).enumerate() {
-            out[i * k + slot] = e;
+
+    /// [`nearest_edges`] from host positions `(N, d)`. The edges of each receiver are found
+    /// through a counting sort (no list per node), and each node's `k` nearest are picked in
+    /// parallel.
+    pub(crate) fn nearest(&self, p: &[f64], d: usize, k: usize) -> Vec<u32> {
+        let n = p.len() / d;
+        let mut out = vec![u32::MAX; n * k];
+        if k == 0 {
+            return out;
         }
+        let mut start = vec![0usize; n + 1];
+        for &i in &self.dst {
+            start[i as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        // Edge ids by receiver, in edge order within each receiver.
+        let mut by_node = vec![0u32; self.dst.len()];
+        let mut fill = start.clone();
+        for (e, &i) in self.dst.iter().enumerate() {
+            by_node[fill[i as usize]] = e as u32;
+            fill[i as usize] += 1;
+        }
+        out.par_chunks_mut(k)
+            .enumerate()
+            .for_each_init(Vec::new, |list, (i, row)| {
+                list.clear();
+                for &e in &by_node[start[i]..start[i + 1]] {
+                    let j = self.src[e as usize] as usize;
+                    let d2: f64 = (0..d).map(|a| (p[j * d + a] - p[i * d + a]).powi(2)).sum();
+                    list.push((d2, j as u32, e));
+                }
+                // Distance, then sender, then edge id: a total order, so unstable sorting
+                // gives what a stable sort by (distance, sender) gave.
+                let cmp = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
+                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+                };
+                if list.len() > k {
+                    list.select_nth_unstable_by(k - 1, cmp);
+                    list.truncate(k);
+                }
+                list.sort_unstable_by(cmp);
+                for (slot, &(_, _, e)) in row.iter_mut().zip(list.iter()) {
+                    *slot = e;
+                }
+            });
+        out
     }
-    Ok(out)
+
+    /// `x_j - x_i` of the edges in `slots` (from [`nearest`](Self::nearest)) as `(N, k, d)`,
+    /// zero for padding slots; differentiable in `pos`. Only the chosen edges are computed.
+    pub(crate) fn slot_vectors(
+        &self,
+        pos: &Tensor,
+        slots: &[u32],
+        n: usize,
+        k: usize,
+    ) -> Result<Tensor> {
+        let d = pos.dims2()?.1;
+        // A padding slot takes node i for both ends: x_i - x_i is exactly zero.
+        let (mut from, mut to) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
+        for (s, &e) in slots.iter().enumerate() {
+            if e == u32::MAX {
+                from.push((s / k) as u32);
+                to.push((s / k) as u32);
+            } else {
+                from.push(self.src[e as usize]);
+                to.push(self.dst[e as usize]);
+            }
+        }
+        let dev = pos.device();
+        let from = Tensor::from_vec(from, n * k, dev)?;
+        let to = Tensor::from_vec(to, n * k, dev)?;
+        (pos.index_select(&from, 0)? - pos.index_select(&to, 0)?)?.reshape((n, k, d))
+    }
 }
 
 /// Gathers per-edge vectors `(E, d)` into per-node candidate lists `(N, k, d)` following
@@ -77,9 +163,10 @@ pub(crate) fn gather_candidates(
         .reshape((n, k, d))
 }
 
-/// Checks shared by builders: positions `(N, d)` finite, `d >= 2`.
-pub(crate) fn check_positions(pos: &Tensor) -> Result<(usize, usize)> {
-    let (_, n, d) = host_positions(pos)?;
+/// Checks shared by builders: positions `(N, d)` finite, `d >= 2`; returns them on the host
+/// (f64) with `n` and `d`.
+pub(crate) fn check_positions(pos: &Tensor) -> Result<(Vec<f64>, usize, usize)> {
+    let (p, n, d) = host_positions(pos)?;
     if d < 2 {
         candle_core::bail!(
             "frames need d >= 2, got positions of shape {:?}",
@@ -89,5 +176,5 @@ pub(crate) fn check_positions(pos: &Tensor) -> Result<(usize, usize)> {
     if !matches!(pos.dtype(), DType::F32 | DType::F64) {
         candle_core::bail!("positions must be f32 or f64, got {:?}", pos.dtype());
     }
-    Ok((n, d))
+    Ok((p, n, d))
 }

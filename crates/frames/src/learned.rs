@@ -19,7 +19,8 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::builder::{FrameBuilder, FrameInput};
 use crate::edge_mlp::{edge_mlp, EdgeMlp};
-use crate::geometry::{check_positions, envelope, gather_candidates, nearest_edges, relative};
+use crate::edge_rows::edge_rows;
+use crate::geometry::{check_positions, HostEdges};
 use crate::local_frames::{split_edges, LocalFrames};
 use crate::orthonormalize::{orthonormalize, Handedness, Orthonormalize};
 
@@ -103,16 +104,9 @@ impl LearnedFrames {
 
 impl LearnedFrames {
     /// `v_{i,k} = sum_{e -> i} phi_k(x_e) env_e unit_e` as `(N, d, d)`, by the fused kernel.
-    /// `phi_in` holds each edge's scalars and then its length (the kernel expands the radial
-    /// basis).
-    fn learned_vectors(
-        &self,
-        phi_in: &Tensor,
-        env: &Tensor,
-        unit: &Tensor,
-        dst: &Tensor,
-        n: usize,
-    ) -> Result<Tensor> {
+    /// `edges` holds each edge's scalars, then its length (the kernel expands the radial
+    /// basis), envelope and unit vector.
+    fn learned_vectors(&self, edges: &Tensor, dst: Vec<u32>, n: usize) -> Result<Tensor> {
         let d = self.cfg.d;
         let (Some(b1), Some(b2)) = (self.lin1.bias(), self.lin2.bias()) else {
             bail!("learned frames: the edge MLP must have biases");
@@ -126,34 +120,34 @@ impl LearnedFrames {
             ],
             0,
         )?;
-        let edges = Tensor::cat(&[phi_in, env, unit], 1)?;
         let n_rbf = self.cfg.n_rbf;
         let op = EdgeMlp {
-            dst: Arc::new(dst.to_vec1::<u32>()?),
+            dst: Arc::new(dst),
             n,
-            input: phi_in.dims()[1] - 1 + n_rbf,
+            input: edges.dims()[1] - 2 - d + n_rbf,
             rbf: n_rbf,
             step: self.rbf_step(),
             hidden: self.cfg.hidden,
             d,
         };
-        edge_mlp(op, &packed, &edges)?.reshape((n, d, d))
+        edge_mlp(op, &packed, edges)?.reshape((n, d, d))
     }
 }
 
 impl FrameBuilder for LearnedFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (p, n, d) = check_positions(input.pos)?;
         if d != self.cfg.d {
             bail!(
                 "learned frames were built for d = {} but positions have d = {d}",
                 self.cfg.d
             );
         }
-        let (src, dst) = split_edges(input.edge_index)?;
-        let (rel, dist) = relative(input.pos, input.edge_index)?;
-        let mut feats = vec![dist.clone()];
-        if self.cfg.n_scalars > 0 {
+        let edges = Arc::new(HostEdges::new(input.edge_index, n)?);
+        // [length, envelope, unit vector] per edge, the layout the kernel reads after the
+        // scalars.
+        let rows = edge_rows(input.pos, edges.clone(), self.cfg.cutoff)?;
+        let rows = if self.cfg.n_scalars > 0 {
             let Some(s) = input.scalars else {
                 bail!(
                     "learned frames expect {} invariant node scalars",
@@ -167,19 +161,17 @@ impl FrameBuilder for LearnedFrames {
                     s.dims()
                 );
             }
-            feats.insert(0, s.index_select(&src, 0)?);
-            feats.insert(0, s.index_select(&dst, 0)?);
-        }
-        let phi_in = Tensor::cat(&feats, 1)?;
-        let env = envelope(&dist, self.cfg.cutoff)?;
-        let unit = rel.broadcast_div(&dist)?; // zero for duplicate points
-        let learned = self.learned_vectors(&phi_in, &env, &unit, &dst, n)?;
+            let (src, dst) = split_edges(input.edge_index)?;
+            Tensor::cat(
+                &[s.index_select(&dst, 0)?, s.index_select(&src, 0)?, rows],
+                1,
+            )?
+        } else {
+            rows
+        };
+        let learned = self.learned_vectors(&rows, edges.dst.clone(), n)?;
         let k = 2 * d;
-        let fallback =
-            gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
-        // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
-        // face, a cylinder cap) leaves every local vector in its plane, and the reflection
-        // through that plane is a symmetry of the patch; the rest of the shape breaks it.
+        let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), n, k)?;
         let centroid = centroid_offsets(input.pos, input.batch, n)?.unsqueeze(1)?;
         let candidates = Tensor::cat(&[learned, fallback, centroid], 1)?;
         // Degenerate = the global axes were needed; equivariant fallbacks do not count.
@@ -217,6 +209,19 @@ mod tests {
     use candle_nn::{Module, VarMap};
     use tf_graphs::scatter_sum;
 
+    /// `learned_vectors` on separate edge inputs (concatenated, so each keeps its gradient).
+    fn vectors(
+        lf: &LearnedFrames,
+        x: &Tensor,
+        env: &Tensor,
+        unit: &Tensor,
+        dst: &Tensor,
+        n: usize,
+    ) -> Result<Tensor> {
+        let edges = Tensor::cat(&[x, env, unit], 1)?;
+        lf.learned_vectors(&edges, dst.to_vec1::<u32>()?, n)
+    }
+
     /// The kernel against the candle-ops composition it replaces, in values and gradients:
     /// the default width, a width that is not a multiple of the kernel's 32-wide blocks, and
     /// more edges than one chunk.
@@ -244,7 +249,7 @@ mod tests {
         };
         // Edge inputs: 2 x 2 node scalars, then the edge length (the kernel expands its basis).
         let (x, env, unit) = (rnd((e, 4 + 1), 0.1), rnd((e, 1), 0.2), rnd((e, d), 0.3));
-        let fused = lf.learned_vectors(&x, &env, &unit, &dst, n).unwrap();
+        let fused = vectors(&lf, &x, &env, &unit, &dst, n).unwrap();
         let phi_in = Tensor::cat(
             &[
                 x.narrow(1, 0, 4).unwrap(),
@@ -326,7 +331,7 @@ mod tests {
             detached.narrow(1, 5, 1).unwrap(),
             detached.narrow(1, 6, d).unwrap(),
         );
-        let g3 = (lf.learned_vectors(&xd, &envd, &unitd, &dst, n).unwrap() * &wt)
+        let g3 = (vectors(&lf, &xd, &envd, &unitd, &dst, n).unwrap() * &wt)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -359,9 +364,7 @@ mod tests {
         let to32 =
             |v: &Var| Var::from_tensor(&v.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
         let (x32, env32, unit32) = (to32(&x), to32(&env), to32(&unit));
-        let fused32 = lf32
-            .learned_vectors(&x32, &env32, &unit32, &dst, n)
-            .unwrap();
+        let fused32 = vectors(&lf32, &x32, &env32, &unit32, &dst, n).unwrap();
         let wt32 = wt.to_dtype(DType::F32).unwrap();
         let g32 = (&fused32 * &wt32)
             .unwrap()

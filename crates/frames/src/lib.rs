@@ -40,6 +40,7 @@
 mod builder;
 mod controls;
 mod edge_mlp;
+mod edge_rows;
 mod features;
 mod geometry;
 mod learned;

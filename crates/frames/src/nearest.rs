@@ -26,7 +26,7 @@ impl Default for NearestFrames {
 
 impl FrameBuilder for NearestFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (_, n, d) = check_positions(input.pos)?;
         let k = self.candidates_per_dim.max(1) * d;
         let (rel, _) = relative(input.pos, input.edge_index)?;
         let cands = gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;

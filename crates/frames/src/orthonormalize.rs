@@ -14,11 +14,18 @@
 //! finite, but not equivariant in the missing directions (none can be: the neighbourhood is
 //! symmetric under rotations about them). Such nodes are reported as degenerate.
 //!
-//! The Gram-Schmidt itself runs in candle on the chosen candidates, so gradients flow to them;
-//! accepted residuals are bounded below by `rel_tol` times the candidate norm, so they stay finite.
+//! The Gram-Schmidt itself is one differentiable CPU op on the chosen candidates (a hand-written
+//! backward, tested against the candle-ops composition it replaced), so gradients flow to them;
+//! accepted residuals are bounded below by `rel_tol` times the candidate norm, so they stay
+//! finite. The host pass runs over the nodes in parallel.
 
-use candle_core::{DType, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
+use nalgebra::RealField;
+use rayon::prelude::*;
 use tf_group::orthogonal::det_host;
+use tf_group::small_matmul::slice;
 
 /// Whether frames may be reflections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,9 +72,39 @@ fn choose(
     d: usize,
     opts: &Orthonormalize,
 ) -> (Vec<u32>, Vec<bool>) {
-    let mut chosen = Vec::with_capacity(n * d);
-    let mut degenerate = Vec::with_capacity(n);
-    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(d);
+    let mut chosen = vec![0u32; n * d];
+    let mut degenerate = vec![false; n];
+    // Nodes are independent: in parallel, each thread with its own basis buffer.
+    chosen
+        .par_chunks_mut(d)
+        .zip(degenerate.par_iter_mut())
+        .enumerate()
+        .with_min_len(256)
+        .for_each_init(
+            || Vec::with_capacity(d),
+            |basis, (node, (row, degen))| {
+                *degen = choose_node(
+                    &cands[node * k * d..(node + 1) * k * d],
+                    d,
+                    opts,
+                    basis,
+                    row,
+                );
+            },
+        );
+    (chosen, degenerate)
+}
+
+/// [`choose`] for one node's `K` candidates `(K * d)`: writes its `d` indices to `row` and
+/// returns whether it was degenerate.
+fn choose_node(
+    cands: &[f64],
+    d: usize,
+    opts: &Orthonormalize,
+    basis: &mut Vec<Vec<f64>>,
+    row: &mut [u32],
+) -> bool {
+    let k = cands.len() / d;
     let residual = |v: &[f64], basis: &[Vec<f64>]| -> Vec<f64> {
         let mut r = v.to_vec();
         // two passes: orthogonality at machine precision even for nearly dependent sets
@@ -80,41 +117,38 @@ fn choose(
         r
     };
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    for node in 0..n {
-        basis.clear();
-        let mut degen = false;
-        for c in 0..k {
-            if basis.len() == d {
-                break;
-            }
-            let v = &cands[(node * k + c) * d..(node * k + c + 1) * d];
-            let nv = norm(v);
-            let r = residual(v, &basis);
-            let nr = norm(&r);
-            if nv.is_finite() && nv > opts.abs_tol && nr > opts.rel_tol * nv {
-                basis.push(r.iter().map(|x| x / nr).collect());
-                chosen.push(c as u32);
-            } else if c < opts.primary {
-                degen = true;
-            }
+    basis.clear();
+    let mut degen = false;
+    for c in 0..k {
+        if basis.len() == d {
+            break;
         }
-        while basis.len() < d {
-            degen = true;
-            let (best, r) = (0..d)
-                .map(|a| {
-                    let mut e = vec![0.0; d];
-                    e[a] = 1.0;
-                    (a, residual(&e, &basis))
-                })
-                .max_by(|x, y| norm(&x.1).total_cmp(&norm(&y.1)).then(y.0.cmp(&x.0)))
-                .expect("d >= 1");
-            let nr = norm(&r);
+        let v = &cands[c * d..(c + 1) * d];
+        let nv = norm(v);
+        let r = residual(v, basis);
+        let nr = norm(&r);
+        if nv.is_finite() && nv > opts.abs_tol && nr > opts.rel_tol * nv {
             basis.push(r.iter().map(|x| x / nr).collect());
-            chosen.push((k + best) as u32);
+            row[basis.len() - 1] = c as u32;
+        } else if c < opts.primary {
+            degen = true;
         }
-        degenerate.push(degen);
     }
-    (chosen, degenerate)
+    while basis.len() < d {
+        degen = true;
+        let (best, r) = (0..d)
+            .map(|a| {
+                let mut e = vec![0.0; d];
+                e[a] = 1.0;
+                (a, residual(&e, basis))
+            })
+            .max_by(|x, y| norm(&x.1).total_cmp(&norm(&y.1)).then(y.0.cmp(&x.0)))
+            .expect("d >= 1");
+        let nr = norm(&r);
+        basis.push(r.iter().map(|x| x / nr).collect());
+        row[basis.len() - 1] = (k + best) as u32;
+    }
+    degen
 }
 
 /// Orthonormal frames from candidates `(N, K, d)`: returns `(frames (N, d, d), degenerate)`.
@@ -130,30 +164,11 @@ pub fn orthonormalize(candidates: &Tensor, opts: &Orthonormalize) -> Result<(Ten
         .flatten_all()?
         .to_vec1::<f64>()?;
     let (chosen, degenerate) = choose(&host, n, k, d, opts);
-    // Append the global axes as candidates K..K+d, then gather the chosen rows.
-    let axes = Tensor::eye(d, dtype, dev)?
-        .unsqueeze(0)?
-        .broadcast_as((n, d, d))?;
-    let all = Tensor::cat(&[candidates, &axes], 1)?.contiguous()?;
-    let idx = Tensor::from_vec(chosen, (n, d, 1), dev)?
-        .broadcast_as((n, d, d))?
-        .contiguous()?;
-    let sel = all.gather(&idx, 1)?;
-    // Differentiable Gram-Schmidt on the chosen rows, twice-projected like the host pass.
-    let mut rows: Vec<Tensor> = Vec::with_capacity(d);
-    for a in 0..d {
-        let mut v = sel.narrow(1, a, 1)?.squeeze(1)?;
-        for _ in 0..2 {
-            for b in &rows {
-                let dot = (&v * b)?.sum_keepdim(1)?;
-                v = (v - b.broadcast_mul(&dot)?)?;
-            }
-        }
-        // The epsilon only guards against a NaN gradient; accepted residuals are far above it.
-        let len = (v.sqr()?.sum_keepdim(1)? + 1e-300)?.sqrt()?;
-        rows.push(v.broadcast_div(&len)?);
-    }
-    let mut frames = Tensor::stack(&rows, 1)?;
+    let mut frames = candidates.contiguous()?.apply_op1(GramSchmidt {
+        chosen: Arc::new(chosen),
+        k,
+        d,
+    })?;
     if opts.handedness == Handedness::Special {
         let flat = frames
             .to_dtype(DType::F64)?
@@ -169,11 +184,268 @@ pub fn orthonormalize(candidates: &Tensor, opts: &Orthonormalize) -> Result<(Ten
     Ok((frames, degenerate))
 }
 
+/// Gram-Schmidt of each node's chosen candidates (index `>= K`: a global axis), twice-projected
+/// like the host pass, as one CPU op with a hand-written backward: `(N, K, d)` -> frames
+/// `(N, d, d)`. As candle ops this was some forty elementwise kernels over `(N, d)` tensors
+/// and their backward; per node it is a few dozen flops.
+#[derive(Clone)]
+struct GramSchmidt {
+    chosen: Arc<Vec<u32>>,
+    k: usize,
+    d: usize,
+}
+
+/// Under the square root of a norm: only guards against a NaN gradient (accepted residuals are
+/// far above it; in f32 it rounds to zero, as it did in the candle composition).
+const NORM_EPS: f64 = 1e-300;
+
+impl GramSchmidt {
+    /// Node `node`'s frame into `out (d * d)`; with `tape`, every vector before each
+    /// projection and each row's norm are recorded for the backward.
+    #[inline]
+    fn node<F: RealField + Copy + WithDType>(
+        &self,
+        c: &[F],
+        node: usize,
+        out: &mut [F],
+        mut tape: Option<&mut Vec<F>>,
+        norms: &mut [F],
+    ) {
+        let (k, d) = (self.k, self.d);
+        let mut v = vec![F::zero(); d];
+        for (a, norm) in norms.iter_mut().enumerate().take(d) {
+            let pick = self.chosen[node * d + a] as usize;
+            if pick < k {
+                v.copy_from_slice(&c[pick * d..(pick + 1) * d]);
+            } else {
+                v.iter_mut().for_each(|x| *x = F::zero());
+                v[pick - k] = F::one();
+            }
+            let (done, rest) = out.split_at_mut(a * d);
+            for _ in 0..2 {
+                for b in done.chunks_exact(d) {
+                    if let Some(t) = tape.as_deref_mut() {
+                        t.extend_from_slice(&v);
+                    }
+                    let dot = v.iter().zip(b).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                    v.iter_mut().zip(b).for_each(|(x, y)| *x -= *y * dot);
+                }
+            }
+            let len = (v.iter().fold(F::zero(), |s, x| s + *x * *x)
+                + <F as WithDType>::from_f64(NORM_EPS))
+            .sqrt();
+            *norm = len;
+            rest[..d]
+                .iter_mut()
+                .zip(&v)
+                .for_each(|(o, x)| *o = *x / len);
+        }
+    }
+
+    fn forward<F: RealField + Copy + WithDType>(&self, c: &[F], n: usize) -> Vec<F> {
+        let (k, d) = (self.k, self.d);
+        let mut out = vec![F::zero(); n * d * d];
+        out.par_chunks_mut(d * d)
+            .enumerate()
+            .with_min_len(256)
+            .for_each(|(node, o)| {
+                let mut norms = vec![F::zero(); d];
+                self.node(
+                    &c[node * k * d..(node + 1) * k * d],
+                    node,
+                    o,
+                    None,
+                    &mut norms,
+                )
+            });
+        out
+    }
+
+    /// Gradient of the candidates from that of the frames: per node, the forward again with
+    /// its tape, then the steps in reverse. For `e = u / |u|`: `g_u = (g_e - (g_e . e) e) / |u|`;
+    /// for `v' = v - (v . b) b`: `g_v = g_v' - (g_v' . b) b` and
+    /// `g_b -= (v . b) g_v' + (g_v' . b) v`.
+    fn backward<F: RealField + Copy + WithDType>(&self, c: &[F], g: &[F], n: usize) -> Vec<F> {
+        let (k, d) = (self.k, self.d);
+        let mut gc = vec![F::zero(); n * k * d];
+        gc.par_chunks_mut(k * d)
+            .enumerate()
+            .with_min_len(256)
+            .for_each(|(node, gcn)| {
+                let cn = &c[node * k * d..(node + 1) * k * d];
+                let mut e = vec![F::zero(); d * d];
+                let mut tape = Vec::with_capacity(d * d * d);
+                let mut norms = vec![F::zero(); d];
+                self.node(cn, node, &mut e, Some(&mut tape), &mut norms);
+                let mut ge = g[node * d * d..(node + 1) * d * d].to_vec();
+                let mut gv = vec![F::zero(); d];
+                let mut end = tape.len();
+                for a in (0..d).rev() {
+                    let (ea, ga) = (&e[a * d..(a + 1) * d], &ge[a * d..(a + 1) * d]);
+                    let dot = ga.iter().zip(ea).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                    for i in 0..d {
+                        gv[i] = (ga[i] - dot * ea[i]) / norms[a];
+                    }
+                    // The projections of row `a`: two passes over rows 0..a, undone backwards.
+                    for step in (0..2 * a).rev() {
+                        let b = step % a;
+                        end -= d;
+                        let v = &tape[end..end + d];
+                        let eb = &e[b * d..(b + 1) * d];
+                        let t = v.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                        let gb = gv.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                        for i in 0..d {
+                            ge[b * d + i] -= t * gv[i] + gb * v[i];
+                        }
+                        for i in 0..d {
+                            gv[i] -= gb * eb[i];
+                        }
+                    }
+                    let pick = self.chosen[node * d + a] as usize;
+                    if pick < k {
+                        gcn[pick * d..(pick + 1) * d]
+                            .iter_mut()
+                            .zip(&gv)
+                            .for_each(|(o, x)| *o += *x);
+                    }
+                }
+            });
+        gc
+    }
+}
+
+impl CustomOp1 for GramSchmidt {
+    fn name(&self) -> &'static str {
+        "tf-gram-schmidt"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, k, d) = l.shape().dims3()?;
+        if k != self.k || d != self.d || self.chosen.len() != n * d {
+            bail!(
+                "gram-schmidt: candidates {:?} do not fit the plan",
+                l.dims()
+            );
+        }
+        let out = match s {
+            CpuStorage::F32(c) => CpuStorage::F32(self.forward(slice(c, l)?, n)),
+            CpuStorage::F64(c) => CpuStorage::F64(self.forward(slice(c, l)?, n)),
+            _ => bail!("gram-schmidt: candidates must be f32 or f64"),
+        };
+        Ok((out, (n, d, d).into()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let n = arg.dims3()?.0;
+        let g = grad.contiguous()?;
+        let gc = match arg.dtype() {
+            DType::F32 => {
+                let c = arg.flatten_all()?.to_vec1::<f32>()?;
+                let g = g.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(self.backward(&c, &g, n), arg.dims(), arg.device())?
+            }
+            DType::F64 => {
+                let c = arg.flatten_all()?.to_vec1::<f64>()?;
+                let g = g.flatten_all()?.to_vec1::<f64>()?;
+                Tensor::from_vec(self.backward(&c, &g, n), arg.dims(), arg.device())?
+            }
+            dt => bail!("gram-schmidt: candidates must be f32 or f64, got {dt:?}"),
+        };
+        Ok(Some(gc))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
     use tf_group::orthogonal::orthogonality_error;
+
+    /// The candle-ops Gram-Schmidt the op replaced, on the same chosen rows.
+    fn reference(candidates: &Tensor, chosen: &[u32]) -> Tensor {
+        let (n, _, d) = candidates.dims3().unwrap();
+        let dev = candidates.device();
+        let axes = Tensor::eye(d, candidates.dtype(), dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+            .broadcast_as((n, d, d))
+            .unwrap();
+        let all = Tensor::cat(&[candidates, &axes], 1).unwrap();
+        let idx = Tensor::from_vec(chosen.to_vec(), (n, d, 1), dev)
+            .unwrap()
+            .broadcast_as((n, d, d))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let sel = all.contiguous().unwrap().gather(&idx, 1).unwrap();
+        let mut rows: Vec<Tensor> = Vec::new();
+        for a in 0..d {
+            let mut v = sel.narrow(1, a, 1).unwrap().squeeze(1).unwrap();
+            for _ in 0..2 {
+                for b in &rows {
+                    let dot = (&v * b).unwrap().sum_keepdim(1).unwrap();
+                    v = (v - b.broadcast_mul(&dot).unwrap()).unwrap();
+                }
+            }
+            let len = (v.sqr().unwrap().sum_keepdim(1).unwrap() + 1e-300)
+                .unwrap()
+                .sqrt()
+                .unwrap();
+            rows.push(v.broadcast_div(&len).unwrap());
+        }
+        Tensor::stack(&rows, 1).unwrap()
+    }
+
+    /// The fused op against the candle composition in f64, values and candidate gradients,
+    /// with nodes that need a global axis (parallel and zero candidates) in d = 2, 3 and 4.
+    #[test]
+    fn fused_gram_schmidt_matches_candle_ops() {
+        use candle_core::{Device, Var};
+        for d in [2usize, 3, 4] {
+            let (n, k) = (9, d + 2);
+            let mut v: Vec<f64> = (0..n * k * d).map(|i| (i as f64 * 0.731).sin()).collect();
+            // node 1: all candidates parallel; node 2: all zero
+            for c in 0..k {
+                for a in 0..d {
+                    v[(k + c) * d + a] = (c + 1) as f64 * (a as f64 + 0.5);
+                    v[(2 * k + c) * d + a] = 0.0;
+                }
+            }
+            let cands =
+                Var::from_tensor(&Tensor::from_vec(v.clone(), (n, k, d), &Device::Cpu).unwrap())
+                    .unwrap();
+            let (chosen, degenerate) = choose(&v, n, k, d, &Orthonormalize::new(d));
+            assert!(degenerate[1] && degenerate[2] && chosen.iter().any(|&c| c as usize >= k));
+            let (fused, _) = orthonormalize(&cands, &Orthonormalize::new(d)).unwrap();
+            let want = reference(&cands, &chosen);
+            let diff = |a: &Tensor, b: &Tensor| {
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            assert!(diff(&fused, &want) < 1e-14, "d = {d}");
+            let w = Tensor::from_vec(
+                (0..n * d * d)
+                    .map(|i| (i as f64 * 1.3).cos())
+                    .collect::<Vec<_>>(),
+                (n, d, d),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let g1 = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (want * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let (g1, g2) = (g1.get(&cands).unwrap(), g2.get(&cands).unwrap());
+            assert!(diff(g1, g2) < 1e-12, "d = {d}: {}", diff(g1, g2));
+        }
+    }
 
     #[test]
     fn independent_candidates_give_their_gram_schmidt() {

@@ -37,7 +37,7 @@ impl Default for PcaFrames {
 
 impl FrameBuilder for PcaFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (n, d) = check_positions(input.pos)?;
+        let (_, n, d) = check_positions(input.pos)?;
         let (p, _, _) = host_positions(input.pos)?;
         let (src, dst) = split_edges(input.edge_index)?;
         let (src, dst) = (src.to_vec1::<u32>()?, dst.to_vec1::<u32>()?);
