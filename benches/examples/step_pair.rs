@@ -45,7 +45,9 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() -> Result<()> {
     let presets: Vec<String> = std::env::args().skip(1).collect();
     if presets.is_empty() {
-        return Err(Error::Msg("usage: step_pair <preset> [<preset> ...]".into()));
+        return Err(Error::Msg(
+            "usage: step_pair <preset> [<preset> ...]".into(),
+        ));
     }
     let models = presets
         .iter()
