@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use tf_group::small_matmul::slice;
 
 use crate::geometry::HostEdges;
+use crate::host_grad::{host_grad, HostGrad};
 
 /// The op: edges (checked against the node count) and the envelope cutoff.
 #[derive(Clone)]
@@ -54,7 +55,7 @@ fn radial<F: RealField + Copy + WithDType>(rel: &[F], inv_cutoff: F) -> (F, F, F
 
 impl EdgeRows {
     fn forward<F: RealField + Copy + WithDType>(&self, p: &[F], d: usize) -> Vec<F> {
-        let HostEdges { src, dst } = &*self.edges;
+        let HostEdges { src, dst, .. } = &*self.edges;
         let width = 2 + d;
         let inv_cutoff = <F as WithDType>::from_f64(1.0 / self.cutoff);
         let mut out = vec![F::zero(); src.len() * width];
@@ -77,7 +78,7 @@ impl EdgeRows {
 
     /// Gradient of the positions from that of the rows.
     fn backward<F: RealField + Copy + WithDType>(&self, p: &[F], g: &[F], d: usize) -> Vec<F> {
-        let HostEdges { src, dst } = &*self.edges;
+        let HostEdges { src, dst, .. } = &*self.edges;
         let inv_cutoff = <F as WithDType>::from_f64(1.0 / self.cutoff);
         let two = <F as WithDType>::from_f64(2.0);
         let mut gp = vec![F::zero(); p.len()];
@@ -127,22 +128,17 @@ impl CustomOp1 for EdgeRows {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let d = arg.dims2()?.1;
-        let g = grad.contiguous()?;
-        let gp = match arg.dtype() {
-            candle_core::DType::F32 => {
-                let p = arg.flatten_all()?.to_vec1::<f32>()?;
-                let gv = g.flatten_all()?.to_vec1::<f32>()?;
-                Tensor::from_vec(self.backward(&p, &gv, d), arg.dims(), arg.device())?
-            }
-            candle_core::DType::F64 => {
-                let p = arg.flatten_all()?.to_vec1::<f64>()?;
-                let gv = g.flatten_all()?.to_vec1::<f64>()?;
-                Tensor::from_vec(self.backward(&p, &gv, d), arg.dims(), arg.device())?
-            }
-            dt => bail!("edge rows: positions must be f32 or f64, got {dt:?}"),
-        };
-        Ok(Some(gp))
+        host_grad(self, arg, grad, "edge rows").map(Some)
+    }
+}
+
+impl HostGrad for EdgeRows {
+    fn f32(&self, p: &[f32], g: &[f32]) -> Vec<f32> {
+        self.backward(p, g, p.len() / self.edges.n.max(1))
+    }
+
+    fn f64(&self, p: &[f64], g: &[f64]) -> Vec<f64> {
+        self.backward(p, g, p.len() / self.edges.n.max(1))
     }
 }
 
@@ -179,18 +175,7 @@ mod tests {
                 1,
             )
             .unwrap();
-            let max_diff = |a: &Tensor, b: &Tensor| {
-                (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap()
-            };
+            let max_diff = |a: &Tensor, b: &Tensor| tf_testing::max_abs_diff(a, b).unwrap();
             assert!(max_diff(&fused, &reference) < 1e-14, "d = {d}");
             let env = reference.narrow(1, 1, 1).unwrap().flatten_all().unwrap();
             let env = env.to_vec1::<f64>().unwrap();

@@ -37,6 +37,8 @@ pub(crate) fn nearest_edges(pos: &Tensor, edge_index: &Tensor, k: usize) -> Resu
 pub(crate) struct HostEdges {
     pub(crate) src: Vec<u32>,
     pub(crate) dst: Vec<u32>,
+    /// The node count they were checked against.
+    pub(crate) n: usize,
 }
 
 impl HostEdges {
@@ -54,7 +56,7 @@ impl HostEdges {
                 dst[e]
             );
         }
-        Ok(Self { src, dst })
+        Ok(Self { src, dst, n })
     }
 
     /// [`nearest_edges`] from host positions `(N, d)`. The edges of each receiver are found

@@ -43,6 +43,7 @@ mod edge_mlp;
 mod edge_rows;
 mod features;
 mod geometry;
+mod host_grad;
 mod learned;
 mod local_frames;
 mod nearest;

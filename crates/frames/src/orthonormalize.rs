@@ -27,6 +27,8 @@ use rayon::prelude::*;
 use tf_group::orthogonal::det_host;
 use tf_group::small_matmul::slice;
 
+use crate::host_grad::{host_grad, HostGrad};
+
 /// Whether frames may be reflections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Handedness {
@@ -336,22 +338,17 @@ impl CustomOp1 for GramSchmidt {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let n = arg.dims3()?.0;
-        let g = grad.contiguous()?;
-        let gc = match arg.dtype() {
-            DType::F32 => {
-                let c = arg.flatten_all()?.to_vec1::<f32>()?;
-                let g = g.flatten_all()?.to_vec1::<f32>()?;
-                Tensor::from_vec(self.backward(&c, &g, n), arg.dims(), arg.device())?
-            }
-            DType::F64 => {
-                let c = arg.flatten_all()?.to_vec1::<f64>()?;
-                let g = g.flatten_all()?.to_vec1::<f64>()?;
-                Tensor::from_vec(self.backward(&c, &g, n), arg.dims(), arg.device())?
-            }
-            dt => bail!("gram-schmidt: candidates must be f32 or f64, got {dt:?}"),
-        };
-        Ok(Some(gc))
+        host_grad(self, arg, grad, "gram-schmidt").map(Some)
+    }
+}
+
+impl HostGrad for GramSchmidt {
+    fn f32(&self, c: &[f32], g: &[f32]) -> Vec<f32> {
+        self.backward(c, g, c.len() / (self.k * self.d).max(1))
+    }
+
+    fn f64(&self, c: &[f64], g: &[f64]) -> Vec<f64> {
+        self.backward(c, g, c.len() / (self.k * self.d).max(1))
     }
 }
 
@@ -419,18 +416,7 @@ mod tests {
             assert!(degenerate[1] && degenerate[2] && chosen.iter().any(|&c| c as usize >= k));
             let (fused, _) = orthonormalize(&cands, &Orthonormalize::new(d)).unwrap();
             let want = reference(&cands, &chosen);
-            let diff = |a: &Tensor, b: &Tensor| {
-                (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap()
-            };
+            let diff = |a: &Tensor, b: &Tensor| tf_testing::max_abs_diff(a, b).unwrap();
             assert!(diff(&fused, &want) < 1e-14, "d = {d}");
             let w = Tensor::from_vec(
                 (0..n * d * d)
