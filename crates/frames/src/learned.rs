@@ -172,6 +172,9 @@ impl FrameBuilder for LearnedFrames {
         let learned = self.learned_vectors(&rows, edges.dst.clone(), n)?;
         let k = 2 * d;
         let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), n, k)?;
+        // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
+        // face, a cylinder cap) leaves every local vector in its plane, and the reflection
+        // through that plane is a symmetry of the patch; the rest of the shape breaks it.
         let centroid = centroid_offsets(input.pos, input.batch, n)?.unsqueeze(1)?;
         let candidates = Tensor::cat(&[learned, fallback, centroid], 1)?;
         // Degenerate = the global axes were needed; equivariant fallbacks do not count.
