@@ -18,8 +18,8 @@
 //! weight-gradient outer products are added a block of edges at a time, with the partial sums
 //! in registers. Each chunk sums its messages per run of edges with the same receiver, so the
 //! sequential scatter that keeps the result deterministic adds about one row per node rather
-//! than one per edge (graph builders emit edges sorted by receiver). The math runs in the tensors' own dtype (f32 products and exponentials cost
-//! half of f64 ones).
+//! than one per edge (graph builders emit edges sorted by receiver). The math runs in the
+//! tensors' own dtype (f32 products and exponentials cost half of f64 ones).
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
@@ -72,9 +72,10 @@ impl Real for f64 {
 /// `exp(x)` in f32 to about 2 ulp, branch-free so that loops over it vectorise (libm's `expf`
 /// is a call per element, and was the largest single cost of the edge network): `2^n e^r` with
 /// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`. With
-/// `FUSED` the reduction and the polynomial are chains of fused multiply-adds: half the
-/// instructions and half the latency of separate multiplies and adds (the exponentials of the
-/// radial basis and the sigmoids were the kernel's longest dependency chains).
+/// `FUSED` the reduction and the polynomial are chains of fused multiply-adds, about half the
+/// instructions and latency of separate multiplies and adds (the exponentials of the radial
+/// basis and the sigmoids are the kernel's longest dependency chains; the learned frames'
+/// forward measured 47-49 against 51-52 ms in two interleaved criterion pairs).
 #[inline(always)]
 fn exp_f32<const FUSED: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
