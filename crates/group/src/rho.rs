@@ -522,10 +522,20 @@ impl CustomOp2 for RhoOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // rho(U)^T = rho(U^T): the same kernel, so this gradient is itself differentiable.
-        let ut = u.transpose(1, 2)?.contiguous()?;
-        let gx = grad.apply_op2(&ut, RhoOp(self.0.clone()))?;
-        let gu = x.apply_op3_no_bwd(u, &grad, &RhoGradU(self.0.clone()))?;
-        Ok((Some(gx), Some(gu)))
+        // Untracked inputs (fixed frames, constant features) get no gradient: nothing would
+        // read it.
+        let gx = if x.track_op() {
+            let ut = u.transpose(1, 2)?.contiguous()?;
+            Some(grad.apply_op2(&ut, RhoOp(self.0.clone()))?)
+        } else {
+            None
+        };
+        let gu = if u.track_op() {
+            Some(x.apply_op3_no_bwd(u, &grad, &RhoGradU(self.0.clone()))?)
+        } else {
+            None
+        };
+        Ok((gx, gu))
     }
 }
 

@@ -187,13 +187,22 @@ impl CustomOp2 for Op {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Derivations in the module table; each gradient is one of the three ops again.
-        let (ga, gb) = match self {
-            Op::Rotate => (outer_sum(grad, b)?, unrotate_first_axis(a, grad)?),
-            Op::Unrotate => (outer_sum(b, grad)?, rotate_last_axis(a, grad)?),
-            Op::Outer => (rotate_last_axis(grad, b)?, unrotate_first_axis(grad, a)?),
+        // Derivations in the module table; each gradient is one of the three ops again. An
+        // input that is not tracked (positions in training, fixed frames) gets none: nothing
+        // would read it.
+        let ga = match (a.track_op(), self) {
+            (false, _) => None,
+            (true, Op::Rotate) => Some(outer_sum(grad, b)?),
+            (true, Op::Unrotate) => Some(outer_sum(b, grad)?),
+            (true, Op::Outer) => Some(rotate_last_axis(grad, b)?),
         };
-        Ok((Some(ga), Some(gb)))
+        let gb = match (b.track_op(), self) {
+            (false, _) => None,
+            (true, Op::Rotate) => Some(unrotate_first_axis(a, grad)?),
+            (true, Op::Unrotate) => Some(rotate_last_axis(a, grad)?),
+            (true, Op::Outer) => Some(unrotate_first_axis(grad, a)?),
+        };
+        Ok((ga, gb))
     }
 }
 
