@@ -83,7 +83,7 @@ impl EdgeRows {
         let two = <F as WithDType>::from_f64(2.0);
         let mut gp = vec![F::zero(); p.len()];
         let mut rel = vec![F::zero(); d];
-        for ((&j, &i), gr) in src.iter().zip(dst).zip(g.chunks_exact(2 + d)) {
+        for ((&j, &i), gr) in src.iter().zip(dst.iter()).zip(g.chunks_exact(2 + d)) {
             let (j, i) = (j as usize, i as usize);
             for a in 0..d {
                 rel[a] = p[j * d + a] - p[i * d + a];

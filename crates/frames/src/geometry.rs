@@ -1,6 +1,8 @@
 //! Neighbourhood geometry shared by the frame builders: relative vectors, distances, the
 //! envelope, and per-node neighbour lists ordered by distance.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 use tf_graphs::host_positions;
@@ -8,7 +10,9 @@ use tf_graphs::host_positions;
 use crate::local_frames::split_edges;
 
 /// Per-edge relative vectors `x_j - x_i` `(E, d)` and distances `(E, 1)` (with a tiny epsilon
-/// so duplicate points give a zero unit vector and a finite gradient, not NaN).
+/// so duplicate points give a zero unit vector and a finite gradient, not NaN). As candle ops:
+/// the reference the fused [`crate::edge_rows`] op is tested against.
+#[cfg(test)]
 pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Tensor)> {
     let (src, dst) = split_edges(edge_index)?;
     let rel = (pos.index_select(&src, 0)? - pos.index_select(&dst, 0)?)?;
@@ -25,18 +29,11 @@ pub(crate) fn envelope(dist: &Tensor, cutoff: f64) -> Result<Tensor> {
     (u2.affine(-1.0, 1.0))?.sqr()
 }
 
-/// For every node, the edges it receives sorted by (distance, sender), at most `k` of them,
-/// padded with `u32::MAX`. Returns `(N * k)` edge ids.
-pub(crate) fn nearest_edges(pos: &Tensor, edge_index: &Tensor, k: usize) -> Result<Vec<u32>> {
-    let (p, n, d) = host_positions(pos)?;
-    let edges = HostEdges::new(edge_index, n)?;
-    Ok(edges.nearest(&p, d, k))
-}
-
 /// An `edge_index` on the host: senders and receivers, checked against the node count.
 pub(crate) struct HostEdges {
     pub(crate) src: Vec<u32>,
-    pub(crate) dst: Vec<u32>,
+    /// Shared with the edge network's kernel, which keeps it for its backward.
+    pub(crate) dst: Arc<Vec<u32>>,
     /// The node count they were checked against.
     pub(crate) n: usize,
 }
@@ -56,10 +53,16 @@ impl HostEdges {
                 dst[e]
             );
         }
-        Ok(Self { src, dst, n })
+        Ok(Self {
+            src,
+            dst: Arc::new(dst),
+            n,
+        })
     }
 
-    /// [`nearest_edges`] from host positions `(N, d)`. The edges of each receiver are found
+    /// For every node, the edges it receives sorted by (distance, sender), at most `k` of
+    /// them, padded with `u32::MAX`: `(N * k)` edge ids, from host positions `(N, d)`. The
+    /// edges of each receiver are found
     /// through a counting sort (no list per node), and each node's `k` nearest are picked in
     /// parallel.
     pub(crate) fn nearest(&self, p: &[f64], d: usize, k: usize) -> Vec<u32> {
@@ -69,7 +72,7 @@ impl HostEdges {
             return out;
         }
         let mut start = vec![0usize; n + 1];
-        for &i in &self.dst {
+        for &i in self.dst.iter() {
             start[i as usize + 1] += 1;
         }
         for i in 0..n {
@@ -134,35 +137,6 @@ impl HostEdges {
         let to = Tensor::from_vec(to, n * k, dev)?;
         (pos.index_select(&from, 0)? - pos.index_select(&to, 0)?)?.reshape((n, k, d))
     }
-}
-
-/// Gathers per-edge vectors `(E, d)` into per-node candidate lists `(N, k, d)` following
-/// `nearest_edges`; padding slots are zero vectors (which the orthonormaliser ignores).
-pub(crate) fn gather_candidates(
-    vectors: &Tensor,
-    slots: &[u32],
-    n: usize,
-    k: usize,
-) -> Result<Tensor> {
-    let (e, d) = vectors.dims2()?;
-    let dev = vectors.device();
-    if e == 0 || k == 0 {
-        return Tensor::zeros((n, k, d), vectors.dtype(), dev);
-    }
-    let idx: Vec<u32> = slots
-        .iter()
-        .map(|&s| if s == u32::MAX { 0 } else { s })
-        .collect();
-    let mask: Vec<f64> = slots
-        .iter()
-        .map(|&s| f64::from(u8::from(s != u32::MAX)))
-        .collect();
-    let idx = Tensor::from_vec(idx, n * k, dev)?;
-    let mask = Tensor::from_vec(mask, (n * k, 1), dev)?.to_dtype(vectors.dtype())?;
-    vectors
-        .index_select(&idx, 0)?
-        .broadcast_mul(&mask)?
-        .reshape((n, k, d))
 }
 
 /// Checks shared by builders: positions `(N, d)` finite, `d >= 2`; returns them on the host

@@ -106,7 +106,7 @@ impl LearnedFrames {
     /// `v_{i,k} = sum_{e -> i} phi_k(x_e) env_e unit_e` as `(N, d, d)`, by the fused kernel.
     /// `edges` holds each edge's scalars, then its length (the kernel expands the radial
     /// basis), envelope and unit vector.
-    fn learned_vectors(&self, edges: &Tensor, dst: Vec<u32>, n: usize) -> Result<Tensor> {
+    fn learned_vectors(&self, edges: &Tensor, dst: Arc<Vec<u32>>, n: usize) -> Result<Tensor> {
         let d = self.cfg.d;
         let (Some(b1), Some(b2)) = (self.lin1.bias(), self.lin2.bias()) else {
             bail!("learned frames: the edge MLP must have biases");
@@ -122,7 +122,7 @@ impl LearnedFrames {
         )?;
         let n_rbf = self.cfg.n_rbf;
         let op = EdgeMlp {
-            dst: Arc::new(dst),
+            dst,
             n,
             input: edges.dims()[1] - 2 - d + n_rbf,
             rbf: n_rbf,
@@ -222,7 +222,7 @@ mod tests {
         n: usize,
     ) -> Result<Tensor> {
         let edges = Tensor::cat(&[x, env, unit], 1)?;
-        lf.learned_vectors(&edges, dst.to_vec1::<u32>()?, n)
+        lf.learned_vectors(&edges, Arc::new(dst.to_vec1::<u32>()?), n)
     }
 
     /// The kernel against the candle-ops composition it replaces, in values and gradients:

@@ -5,7 +5,7 @@
 use candle_core::Result;
 
 use crate::builder::{FrameBuilder, FrameInput};
-use crate::geometry::{check_positions, gather_candidates, nearest_edges, relative};
+use crate::geometry::{check_positions, HostEdges};
 use crate::local_frames::LocalFrames;
 use crate::orthonormalize::{orthonormalize, Orthonormalize};
 
@@ -26,10 +26,10 @@ impl Default for NearestFrames {
 
 impl FrameBuilder for NearestFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (_, n, d) = check_positions(input.pos)?;
+        let (p, n, d) = check_positions(input.pos)?;
         let k = self.candidates_per_dim.max(1) * d;
-        let (rel, _) = relative(input.pos, input.edge_index)?;
-        let cands = gather_candidates(&rel, &nearest_edges(input.pos, input.edge_index, k)?, n, k)?;
+        let edges = HostEdges::new(input.edge_index, n)?;
+        let cands = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), n, k)?;
         let (frames, degenerate) = orthonormalize(&cands, &Orthonormalize::new(0))?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
     }

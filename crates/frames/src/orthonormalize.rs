@@ -202,8 +202,8 @@ struct GramSchmidt {
 const NORM_EPS: f64 = 1e-300;
 
 impl GramSchmidt {
-    /// Node `node`'s frame into `out (d * d)`; with `tape`, every vector before each
-    /// projection and each row's norm are recorded for the backward.
+    /// Node `node`'s frame into `out (d * d)`, with `v (d)` as scratch; each row's norm goes
+    /// to `norms (d)` and, with `tape`, every vector before each projection (for the backward).
     #[inline]
     fn node<F: RealField + Copy + WithDType>(
         &self,
@@ -211,10 +211,11 @@ impl GramSchmidt {
         node: usize,
         out: &mut [F],
         mut tape: Option<&mut Vec<F>>,
+        v: &mut [F],
         norms: &mut [F],
     ) {
-        let (k, d) = (self.k, self.d);
-        let mut v = vec![F::zero(); d];
+        let k = self.k;
+        let d = self.d;
         for (a, norm) in norms.iter_mut().enumerate().take(d) {
             let pick = self.chosen[node * d + a] as usize;
             if pick < k {
@@ -227,7 +228,7 @@ impl GramSchmidt {
             for _ in 0..2 {
                 for b in done.chunks_exact(d) {
                     if let Some(t) = tape.as_deref_mut() {
-                        t.extend_from_slice(&v);
+                        t.extend_from_slice(v);
                     }
                     let dot = v.iter().zip(b).fold(F::zero(), |s, (x, y)| s + *x * *y);
                     v.iter_mut().zip(b).for_each(|(x, y)| *x -= *y * dot);
@@ -239,7 +240,7 @@ impl GramSchmidt {
             *norm = len;
             rest[..d]
                 .iter_mut()
-                .zip(&v)
+                .zip(v.iter())
                 .for_each(|(o, x)| *o = *x / len);
         }
     }
@@ -250,16 +251,13 @@ impl GramSchmidt {
         out.par_chunks_mut(d * d)
             .enumerate()
             .with_min_len(256)
-            .for_each(|(node, o)| {
-                let mut norms = vec![F::zero(); d];
-                self.node(
-                    &c[node * k * d..(node + 1) * k * d],
-                    node,
-                    o,
-                    None,
-                    &mut norms,
-                )
-            });
+            .for_each_init(
+                || (vec![F::zero(); d], vec![F::zero(); d]),
+                |(v, norms), (node, o)| {
+                    let cn = &c[node * k * d..(node + 1) * k * d];
+                    self.node(cn, node, o, None, v, norms)
+                },
+            );
         out
     }
 
@@ -273,45 +271,56 @@ impl GramSchmidt {
         gc.par_chunks_mut(k * d)
             .enumerate()
             .with_min_len(256)
-            .for_each(|(node, gcn)| {
-                let cn = &c[node * k * d..(node + 1) * k * d];
-                let mut e = vec![F::zero(); d * d];
-                let mut tape = Vec::with_capacity(d * d * d);
-                let mut norms = vec![F::zero(); d];
-                self.node(cn, node, &mut e, Some(&mut tape), &mut norms);
-                let mut ge = g[node * d * d..(node + 1) * d * d].to_vec();
-                let mut gv = vec![F::zero(); d];
-                let mut end = tape.len();
-                for a in (0..d).rev() {
-                    let (ea, ga) = (&e[a * d..(a + 1) * d], &ge[a * d..(a + 1) * d]);
-                    let dot = ga.iter().zip(ea).fold(F::zero(), |s, (x, y)| s + *x * *y);
-                    for i in 0..d {
-                        gv[i] = (ga[i] - dot * ea[i]) / norms[a];
-                    }
-                    // The projections of row `a`: two passes over rows 0..a, undone backwards.
-                    for step in (0..2 * a).rev() {
-                        let b = step % a;
-                        end -= d;
-                        let v = &tape[end..end + d];
-                        let eb = &e[b * d..(b + 1) * d];
-                        let t = v.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
-                        let gb = gv.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
+            .for_each_init(
+                || {
+                    let z = vec![F::zero(); d];
+                    let (e, ge) = (vec![F::zero(); d * d], vec![F::zero(); d * d]);
+                    (
+                        e,
+                        ge,
+                        Vec::with_capacity(d * d * d),
+                        z.clone(),
+                        z.clone(),
+                        z,
+                    )
+                },
+                |(e, ge, tape, v, norms, gv), (node, gcn)| {
+                    let cn = &c[node * k * d..(node + 1) * k * d];
+                    tape.clear();
+                    self.node(cn, node, e, Some(tape), v, norms);
+                    ge.copy_from_slice(&g[node * d * d..(node + 1) * d * d]);
+                    let mut end = tape.len();
+                    for a in (0..d).rev() {
+                        let (ea, ga) = (&e[a * d..(a + 1) * d], &ge[a * d..(a + 1) * d]);
+                        let dot = ga.iter().zip(ea).fold(F::zero(), |s, (x, y)| s + *x * *y);
                         for i in 0..d {
-                            ge[b * d + i] -= t * gv[i] + gb * v[i];
+                            gv[i] = (ga[i] - dot * ea[i]) / norms[a];
                         }
-                        for i in 0..d {
-                            gv[i] -= gb * eb[i];
+                        // The projections of row `a`: two passes over rows 0..a, undone backwards.
+                        for step in (0..2 * a).rev() {
+                            let b = step % a;
+                            end -= d;
+                            let v = &tape[end..end + d];
+                            let eb = &e[b * d..(b + 1) * d];
+                            let t = v.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                            let gb = gv.iter().zip(eb).fold(F::zero(), |s, (x, y)| s + *x * *y);
+                            for i in 0..d {
+                                ge[b * d + i] -= t * gv[i] + gb * v[i];
+                            }
+                            for i in 0..d {
+                                gv[i] -= gb * eb[i];
+                            }
+                        }
+                        let pick = self.chosen[node * d + a] as usize;
+                        if pick < k {
+                            gcn[pick * d..(pick + 1) * d]
+                                .iter_mut()
+                                .zip(gv.iter())
+                                .for_each(|(o, x)| *o += *x);
                         }
                     }
-                    let pick = self.chosen[node * d + a] as usize;
-                    if pick < k {
-                        gcn[pick * d..(pick + 1) * d]
-                            .iter_mut()
-                            .zip(&gv)
-                            .for_each(|(o, x)| *o += *x);
-                    }
-                }
-            });
+                },
+            );
         gc
     }
 }

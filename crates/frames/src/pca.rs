@@ -10,11 +10,10 @@
 
 use candle_core::{Result, Tensor};
 use nalgebra::{DMatrix, SymmetricEigen};
-use tf_graphs::host_positions;
 
 use crate::builder::{FrameBuilder, FrameInput};
-use crate::geometry::{check_positions, gather_candidates, nearest_edges, relative};
-use crate::local_frames::{split_edges, LocalFrames};
+use crate::geometry::{check_positions, HostEdges};
+use crate::local_frames::LocalFrames;
 use crate::orthonormalize::{orthonormalize, Orthonormalize};
 
 /// PCA frames with the equivariant sign rule.
@@ -37,16 +36,11 @@ impl Default for PcaFrames {
 
 impl FrameBuilder for PcaFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
-        let (_, n, d) = check_positions(input.pos)?;
-        let (p, _, _) = host_positions(input.pos)?;
-        let (src, dst) = split_edges(input.edge_index)?;
-        let (src, dst) = (src.to_vec1::<u32>()?, dst.to_vec1::<u32>()?);
+        let (p, n, d) = check_positions(input.pos)?;
+        let edges = HostEdges::new(input.edge_index, n)?;
         let mut nbrs: Vec<Vec<Vec<f64>>> = vec![Vec::new(); n];
-        for (&j, &i) in src.iter().zip(&dst) {
+        for (&j, &i) in edges.src.iter().zip(edges.dst.iter()) {
             let (j, i) = (j as usize, i as usize);
-            if i >= n || j >= n {
-                candle_core::bail!("edge {j} -> {i} refers to a node beyond {n}");
-            }
             nbrs[i].push((0..d).map(|a| p[j * d + a] - p[i * d + a]).collect());
         }
         let mut axes = vec![0.0; n * d * d];
@@ -86,14 +80,8 @@ impl FrameBuilder for PcaFrames {
         }
         let pca =
             Tensor::from_vec(axes, (n, d, d), input.pos.device())?.to_dtype(input.pos.dtype())?;
-        let (rel, _) = relative(input.pos, input.edge_index)?;
         let k = 2 * d;
-        let fallback = gather_candidates(
-            &rel.detach(),
-            &nearest_edges(input.pos, input.edge_index, k)?,
-            n,
-            k,
-        )?;
+        let fallback = edges.slot_vectors(&input.pos.detach(), &edges.nearest(&p, d, k), n, k)?;
         let (frames, degenerate) =
             orthonormalize(&Tensor::cat(&[pca, fallback], 1)?, &Orthonormalize::new(d))?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
