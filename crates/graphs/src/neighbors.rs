@@ -6,7 +6,7 @@
 //! neighbours (never an arbitrary region of the cloud).
 //!
 //! Complexity: a cell grid per graph ([`crate::grid`]), `O(N log N)` to build and
-//! `O(3^d log N + m log m)` per query with `m` candidates, instead of `O(N^2)` all pairs.
+//! `O(3^(d-1) log N + m log m)` per query with `m` candidates, instead of `O(N^2)` all pairs.
 //! kNN grows the query radius geometrically from a density estimate until `k` neighbours are
 //! inside it, which keeps the result exact.
 
