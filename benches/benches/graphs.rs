@@ -1,6 +1,7 @@
 //! Graph substrate hot paths: radius graphs of 10k and 100k points in 3D, the kNN graph that
 //! learned frames are predicted from (16 shapes x 1024 points, k = 16, as in a TF-PointNet++
-//! training step), and segment sum/max of 1M edge messages x 64 channels.
+//! training step), farthest point sampling of a quarter of those points (TF-PointNet++'s first
+//! set abstraction level), and segment sum/max of 1M edge messages x 64 channels.
 
 // Large candle buffers: keep freed memory instead of page-faulting it back every step.
 #[global_allocator]
@@ -9,7 +10,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tf_benches::shapes;
-use tf_graphs::{knn_graph, radius_graph, scatter_max, scatter_sum, RadiusGraph};
+use tf_graphs::{
+    farthest_point_sampling, knn_graph, radius_graph, scatter_max, scatter_sum, FpsStart,
+    RadiusGraph,
+};
 use tf_testing::strategies::{features, PointCloud};
 
 fn bench_radius(c: &mut Criterion) {
@@ -45,6 +49,20 @@ fn bench_knn(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_fps(c: &mut Criterion) {
+    let (pos, batch) = shapes(16, 1024, 3);
+    let mut group = c.benchmark_group("fps_16x1024_quarter");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(pos.dims()[0] as u64));
+    group.bench_function("batched", |b| {
+        b.iter(|| {
+            farthest_point_sampling(&pos, Some(&batch), 0.25, FpsStart::FarthestFromCentroid)
+                .expect("samples")
+        })
+    });
+    group.finish();
+}
+
 fn bench_scatter(c: &mut Criterion) {
     let (e, ch, n) = (1_000_000usize, 64usize, 62_500usize);
     let src = features(e, ch, 2, DType::F32, &Device::Cpu).expect("src");
@@ -62,5 +80,5 @@ fn bench_scatter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_radius, bench_knn, bench_scatter);
+criterion_group!(benches, bench_radius, bench_knn, bench_fps, bench_scatter);
 criterion_main!(benches);
