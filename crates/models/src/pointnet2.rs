@@ -187,7 +187,18 @@ impl PointNet2 {
 
     /// Runs the model.
     pub fn forward(&self, b: &Batch) -> Result<Prediction> {
-        let p = prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k)?;
+        // The sampled levels depend on the positions only, so they are built while the frames
+        // are: both are host work with serial stretches (a neighbour search per graph, candle
+        // glue between the frame kernels) that leave a core idle when run one after the other.
+        let (p, sampled) = rayon::join(
+            || prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k),
+            || {
+                let sampled = self.sample_levels(b)?;
+                let interp = self.interpolation_edges(b, &sampled)?;
+                Ok::<_, candle_core::Error>((sampled, interp))
+            },
+        );
+        let (p, (sampled, interp_edges)) = (p?, sampled?);
         let (batch0, n_graphs, fr0) = (p.batch, p.n_graphs, p.frames);
         let degenerate = fr0.degenerate();
         // Level 0 only enters and leaves the frames: a context without edges does that.
@@ -200,25 +211,15 @@ impl PointNet2 {
             frames: fr0,
             feats: f0,
         }];
-        for (l, sa) in self.sa.iter().enumerate() {
+        for ((l, sa), level) in self.sa.iter().enumerate().zip(sampled) {
             let cur = &levels[l];
-            let idx = farthest_point_sampling(
-                &cur.pos,
-                Some(&cur.batch),
-                sa.ratio,
-                FpsStart::FarthestFromCentroid,
-            )?;
-            let pos = cur.pos.index_select(&idx, 0)?;
-            let batch = cur.batch.index_select(&idx, 0)?;
+            let Sampled {
+                idx,
+                pos,
+                batch,
+                edges,
+            } = level;
             let mut frames = cur.frames.index_select(&idx)?;
-            let edges = radius_neighbors(
-                &cur.pos,
-                Some(&cur.batch),
-                &pos,
-                Some(&batch),
-                sa.radius,
-                sa.max_neighbors,
-            )?;
             let ctx = GraphContext::bipartite(&cur.pos, &cur.frames, &pos, frames.clone(), &edges)?;
             let mut feats = sa.conv.forward(&ctx, &cur.feats)?;
             if let (0, Some((refine, rho))) = (l, &self.refine) {
@@ -272,15 +273,8 @@ impl PointNet2 {
         let mut f = self.fp[0]
             .mlp
             .forward(&Tensor::cat(&[&interp, &last.feats], 1)?)?;
-        for (i, fp) in self.fp.iter().enumerate().skip(1) {
+        for ((i, fp), edges) in self.fp.iter().enumerate().skip(1).zip(interp_edges) {
             let (coarse, fine) = (&levels[levels.len() - i], &levels[levels.len() - 1 - i]);
-            let edges = knn_neighbors(
-                &coarse.pos,
-                Some(&coarse.batch),
-                &fine.pos,
-                Some(&fine.batch),
-                fp.k,
-            )?;
             let ctx = GraphContext::bipartite(
                 &coarse.pos,
                 &coarse.frames,
@@ -303,6 +297,70 @@ impl PointNet2 {
             degenerate_frames: degenerate,
         })
     }
+
+    /// The sampled points and neighbourhoods of every set abstraction level.
+    fn sample_levels(&self, b: &Batch) -> Result<Vec<Sampled>> {
+        let (mut pos, mut batch) = (b.pos.clone(), b.batch_or_zeros()?);
+        let mut out = Vec::with_capacity(self.sa.len());
+        for sa in &self.sa {
+            let idx = farthest_point_sampling(
+                &pos,
+                Some(&batch),
+                sa.ratio,
+                FpsStart::FarthestFromCentroid,
+            )?;
+            let (p, bt) = (pos.index_select(&idx, 0)?, batch.index_select(&idx, 0)?);
+            let edges = radius_neighbors(
+                &pos,
+                Some(&batch),
+                &p,
+                Some(&bt),
+                sa.radius,
+                sa.max_neighbors,
+            )?;
+            out.push(Sampled {
+                idx,
+                pos: p.clone(),
+                batch: bt.clone(),
+                edges,
+            });
+            (pos, batch) = (p, bt);
+        }
+        Ok(out)
+    }
+
+    /// The interpolation neighbourhoods of feature propagation levels `1..`: for level `i`,
+    /// the `k` nearest points of level `L - i` to each point of level `L - i - 1`, where
+    /// level 0 is the input and `L` the number of set abstraction levels.
+    fn interpolation_edges(&self, b: &Batch, sampled: &[Sampled]) -> Result<Vec<Tensor>> {
+        if let HeadConfig::Classification { .. } = self.cfg.head {
+            return Ok(Vec::new()); // read out after the global layer: no propagation
+        }
+        let batch0 = b.batch_or_zeros()?;
+        let levels: Vec<(&Tensor, &Tensor)> = std::iter::once((b.pos, &batch0))
+            .chain(sampled.iter().map(|s| (&s.pos, &s.batch)))
+            .collect();
+        let last = levels.len() - 1;
+        self.fp
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, fp)| {
+                let (coarse, fine) = (levels[last + 1 - i], levels[last - i]);
+                knn_neighbors(coarse.0, Some(coarse.1), fine.0, Some(fine.1), fp.k)
+            })
+            .collect()
+    }
+}
+
+/// One set abstraction level's points: the farthest point samples `idx` of the level below,
+/// their positions and graphs, and the radius neighbourhoods `edges` (senders below, receivers
+/// the samples).
+struct Sampled {
+    idx: Tensor,
+    pos: Tensor,
+    batch: Tensor,
+    edges: Tensor,
 }
 
 /// Per graph, the point nearest its centroid (ties: lowest index), as `(G,)` u32 indices.
