@@ -113,14 +113,8 @@ impl HostEdges {
 
     /// `x_j - x_i` of the edges in `slots` (from [`nearest`](Self::nearest)) as `(N, k, d)`,
     /// zero for padding slots; differentiable in `pos`. Only the chosen edges are computed.
-    pub(crate) fn slot_vectors(
-        &self,
-        pos: &Tensor,
-        slots: &[u32],
-        n: usize,
-        k: usize,
-    ) -> Result<Tensor> {
-        let d = pos.dims2()?.1;
+    pub(crate) fn slot_vectors(&self, pos: &Tensor, slots: &[u32], k: usize) -> Result<Tensor> {
+        let (n, d) = (self.n, pos.dims2()?.1);
         // A padding slot takes node i for both ends: x_i - x_i is exactly zero.
         let (mut from, mut to) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
         for (s, &e) in slots.iter().enumerate() {

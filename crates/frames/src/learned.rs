@@ -171,7 +171,7 @@ impl FrameBuilder for LearnedFrames {
         };
         let learned = self.learned_vectors(&rows, edges.dst.clone(), n)?;
         let k = 2 * d;
-        let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), n, k)?;
+        let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), k)?;
         // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
         // face, a cylinder cap) leaves every local vector in its plane, and the reflection
         // through that plane is a symmetry of the patch; the rest of the shape breaks it.

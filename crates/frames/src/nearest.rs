@@ -29,7 +29,7 @@ impl FrameBuilder for NearestFrames {
         let (p, n, d) = check_positions(input.pos)?;
         let k = self.candidates_per_dim.max(1) * d;
         let edges = HostEdges::new(input.edge_index, n)?;
-        let cands = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), n, k)?;
+        let cands = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), k)?;
         let (frames, degenerate) = orthonormalize(&cands, &Orthonormalize::new(0))?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
     }

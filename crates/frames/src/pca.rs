@@ -81,7 +81,7 @@ impl FrameBuilder for PcaFrames {
         let pca =
             Tensor::from_vec(axes, (n, d, d), input.pos.device())?.to_dtype(input.pos.dtype())?;
         let k = 2 * d;
-        let fallback = edges.slot_vectors(&input.pos.detach(), &edges.nearest(&p, d, k), n, k)?;
+        let fallback = edges.slot_vectors(&input.pos.detach(), &edges.nearest(&p, d, k), k)?;
         let (frames, degenerate) =
             orthonormalize(&Tensor::cat(&[pca, fallback], 1)?, &Orthonormalize::new(d))?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())

@@ -190,16 +190,17 @@ impl PointNet2 {
         // The sampled levels depend on the positions only, so they are built while the frames
         // are: both are host work with serial stretches (a neighbour search per graph, candle
         // glue between the frame kernels) that leave a core idle when run one after the other.
+        let batch0 = b.batch_or_zeros()?;
         let (p, sampled) = rayon::join(
             || prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k),
             || {
-                let sampled = self.sample_levels(b)?;
-                let interp = self.interpolation_edges(b, &sampled)?;
+                let sampled = self.sample_levels(b.pos, &batch0)?;
+                let interp = self.interpolation_edges(b.pos, &batch0, &sampled)?;
                 Ok::<_, candle_core::Error>((sampled, interp))
             },
         );
         let (p, (sampled, interp_edges)) = (p?, sampled?);
-        let (batch0, n_graphs, fr0) = (p.batch, p.n_graphs, p.frames);
+        let (n_graphs, fr0) = (p.n_graphs, p.frames);
         let degenerate = fr0.degenerate();
         // Level 0 only enters and leaves the frames: a context without edges does that.
         let no_edges = Tensor::zeros((2, 0), candle_core::DType::U32, b.pos.device())?;
@@ -299,8 +300,8 @@ impl PointNet2 {
     }
 
     /// The sampled points and neighbourhoods of every set abstraction level.
-    fn sample_levels(&self, b: &Batch) -> Result<Vec<Sampled>> {
-        let (mut pos, mut batch) = (b.pos.clone(), b.batch_or_zeros()?);
+    fn sample_levels(&self, pos: &Tensor, batch: &Tensor) -> Result<Vec<Sampled>> {
+        let (mut pos, mut batch) = (pos.clone(), batch.clone());
         let mut out = Vec::with_capacity(self.sa.len());
         for sa in &self.sa {
             let idx = farthest_point_sampling(
@@ -332,12 +333,16 @@ impl PointNet2 {
     /// The interpolation neighbourhoods of feature propagation levels `1..`: for level `i`,
     /// the `k` nearest points of level `L - i` to each point of level `L - i - 1`, where
     /// level 0 is the input and `L` the number of set abstraction levels.
-    fn interpolation_edges(&self, b: &Batch, sampled: &[Sampled]) -> Result<Vec<Tensor>> {
+    fn interpolation_edges(
+        &self,
+        pos: &Tensor,
+        batch: &Tensor,
+        sampled: &[Sampled],
+    ) -> Result<Vec<Tensor>> {
         if let HeadConfig::Classification { .. } = self.cfg.head {
             return Ok(Vec::new()); // read out after the global layer: no propagation
         }
-        let batch0 = b.batch_or_zeros()?;
-        let levels: Vec<(&Tensor, &Tensor)> = std::iter::once((b.pos, &batch0))
+        let levels: Vec<(&Tensor, &Tensor)> = std::iter::once((pos, batch))
             .chain(sampled.iter().map(|s| (&s.pos, &s.batch)))
             .collect();
         let last = levels.len() - 1;
