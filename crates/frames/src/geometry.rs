@@ -36,6 +36,12 @@ pub(crate) struct HostEdges {
     pub(crate) dst: Arc<Vec<u32>>,
     /// The node count they were checked against.
     pub(crate) n: usize,
+    /// Edge ids by receiver (a counting sort, edge order within each receiver): node `i`
+    /// receives `by_receiver[start[i]..start[i + 1]]`, from the senders at the same places
+    /// of `senders`. No list per node.
+    start: Vec<usize>,
+    by_receiver: Vec<u32>,
+    senders: Vec<u32>,
 }
 
 impl HostEdges {
@@ -53,43 +59,95 @@ impl HostEdges {
                 dst[e]
             );
         }
+        let mut start = vec![0usize; n + 1];
+        for &i in &dst {
+            start[i as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut by_receiver = vec![0u32; dst.len()];
+        let mut fill = start.clone();
+        for (e, &i) in dst.iter().enumerate() {
+            by_receiver[fill[i as usize]] = e as u32;
+            fill[i as usize] += 1;
+        }
+        let senders = by_receiver.iter().map(|&e| src[e as usize]).collect();
         Ok(Self {
             src,
             dst: Arc::new(dst),
             n,
+            start,
+            by_receiver,
+            senders,
         })
     }
 
+    /// The edges node `i` receives, in edge order.
+    fn received(&self, i: usize) -> &[u32] {
+        &self.by_receiver[self.start[i]..self.start[i + 1]]
+    }
+
+    /// For every edge `j -> i`, the edge `i -> j` paired with it, or `u32::MAX`. Pairs are
+    /// mutual (each edge has at most one partner, and it is the partner's partner): with
+    /// repeated edges only the first of each direction pairs, and a self-loop has none. A
+    /// kNN graph is mostly such pairs (84% of the edges of 16 x 1024 uniform points, k = 16),
+    /// and an edge network on the edge length alone gives both edges of a pair one value.
+    pub(crate) fn reverse(&self) -> Vec<u32> {
+        // The first edge `i -> j` for every edge `j -> i`: `j`'s senders compared 32 at a
+        // time into a bit mask (vector compares, no branch per sender: an early exit
+        // mispredicted about once per edge and took longer than the whole scan).
+        let first: Vec<u32> = self
+            .src
+            .par_iter()
+            .zip(self.dst.par_iter())
+            .with_min_len(4096)
+            .map(|(&j, &i)| {
+                let a = self.start[j as usize];
+                for (c, block) in self.senders[a..self.start[j as usize + 1]]
+                    .chunks(32)
+                    .enumerate()
+                {
+                    let mask = block
+                        .iter()
+                        .enumerate()
+                        .fold(0u32, |m, (t, &s)| m | (u32::from(s == i) << t));
+                    if mask != 0 {
+                        return self.by_receiver[a + 32 * c + mask.trailing_zeros() as usize];
+                    }
+                }
+                u32::MAX
+            })
+            .collect();
+        // Mutual: `e` is also the first edge `j -> i` (not a repeat), and not a self-loop.
+        first
+            .par_iter()
+            .enumerate()
+            .with_min_len(4096)
+            .map(|(e, &f)| {
+                if f != u32::MAX && f as usize != e && first[f as usize] == e as u32 {
+                    f
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect()
+    }
+
     /// For every node, the edges it receives sorted by (distance, sender), at most `k` of
-    /// them, padded with `u32::MAX`: `(N * k)` edge ids, from host positions `(N, d)`. The
-    /// edges of each receiver are found
-    /// through a counting sort (no list per node), and each node's `k` nearest are picked in
-    /// parallel.
+    /// them, padded with `u32::MAX`: `(N * k)` edge ids, from host positions `(N, d)`. Each
+    /// node's `k` nearest are picked in parallel.
     pub(crate) fn nearest(&self, p: &[f64], d: usize, k: usize) -> Vec<u32> {
         let n = p.len() / d;
         let mut out = vec![u32::MAX; n * k];
         if k == 0 {
             return out;
         }
-        let mut start = vec![0usize; n + 1];
-        for &i in self.dst.iter() {
-            start[i as usize + 1] += 1;
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        // Edge ids by receiver, in edge order within each receiver.
-        let mut by_node = vec![0u32; self.dst.len()];
-        let mut fill = start.clone();
-        for (e, &i) in self.dst.iter().enumerate() {
-            by_node[fill[i as usize]] = e as u32;
-            fill[i as usize] += 1;
-        }
         out.par_chunks_mut(k)
             .enumerate()
             .for_each_init(Vec::new, |list, (i, row)| {
                 list.clear();
-                for &e in &by_node[start[i]..start[i + 1]] {
+                for &e in self.received(i) {
                     let j = self.src[e as usize] as usize;
                     let d2: f64 = (0..d).map(|a| (p[j * d + a] - p[i * d + a]).powi(2)).sum();
                     list.push((d2, j as u32, e));
@@ -147,4 +205,26 @@ pub(crate) fn check_positions(pos: &Tensor) -> Result<(Vec<f64>, usize, usize)> 
         candle_core::bail!("positions must be f32 or f64, got {:?}", pos.dtype());
     }
     Ok((p, n, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Reverse edges pair up mutually, on unsorted edges with a repeated edge (only the first
+    /// of each direction pairs), a one-way edge and a self-loop (no partner).
+    #[test]
+    fn reverse_edges_pair_mutually() {
+        // 0: 1->0, 1: 0->1, 2: 2->1, 3: 1->2, 4: 1->2 (repeat), 5: 3->0, 6: 2->2, 7: 0->3
+        let src = [1u32, 0, 2, 1, 1, 3, 2, 0];
+        let dst = [0u32, 1, 1, 2, 2, 0, 2, 3];
+        let ei = Tensor::new(vec![src.to_vec(), dst.to_vec()], &Device::Cpu).unwrap();
+        let edges = HostEdges::new(&ei, 4).unwrap();
+        let none = u32::MAX;
+        assert_eq!(edges.reverse(), vec![1, 0, 3, 2, none, 7, none, 5]);
+        // A one-way edge.
+        let ei = Tensor::new(vec![vec![0u32, 1], vec![1u32, 2]], &Device::Cpu).unwrap();
+        assert_eq!(HostEdges::new(&ei, 3).unwrap().reverse(), vec![none, none]);
+    }
 }

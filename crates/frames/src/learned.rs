@@ -105,8 +105,15 @@ impl LearnedFrames {
 impl LearnedFrames {
     /// `v_{i,k} = sum_{e -> i} phi_k(x_e) env_e unit_e` as `(N, d, d)`, by the fused kernel.
     /// `edges` holds each edge's scalars, then its length (the kernel expands the radial
-    /// basis), envelope and unit vector.
-    fn learned_vectors(&self, edges: &Tensor, dst: Arc<Vec<u32>>, n: usize) -> Result<Tensor> {
+    /// basis), envelope and unit vector; `pairs` pairs of edges with equal inputs, which run
+    /// the MLP once (see [`EdgeMlp::pairs`]).
+    fn learned_vectors(
+        &self,
+        edges: &Tensor,
+        dst: Arc<Vec<u32>>,
+        pairs: Option<Arc<Vec<u32>>>,
+        n: usize,
+    ) -> Result<Tensor> {
         let d = self.cfg.d;
         let (Some(b1), Some(b2)) = (self.lin1.bias(), self.lin2.bias()) else {
             bail!("learned frames: the edge MLP must have biases");
@@ -123,6 +130,7 @@ impl LearnedFrames {
         let n_rbf = self.cfg.n_rbf;
         let op = EdgeMlp {
             dst,
+            pairs,
             n,
             input: edges.dims()[1] - 2 - d + n_rbf,
             rbf: n_rbf,
@@ -145,8 +153,14 @@ impl FrameBuilder for LearnedFrames {
         }
         let edges = Arc::new(HostEdges::new(input.edge_index, n)?);
         // [length, envelope, unit vector] per edge, the layout the kernel reads after the
-        // scalars.
-        let rows = edge_rows(input.pos, edges.clone(), self.cfg.cutoff)?;
+        // scalars. Without node scalars that length is the MLP's whole input, and it is the
+        // same for an edge and its reverse: the reverse edges, found meanwhile, share the
+        // MLP.
+        let (rows, pairs) = rayon::join(
+            || edge_rows(input.pos, edges.clone(), self.cfg.cutoff),
+            || (self.cfg.n_scalars == 0).then(|| Arc::new(edges.reverse())),
+        );
+        let rows = rows?;
         let rows = if self.cfg.n_scalars > 0 {
             let Some(s) = input.scalars else {
                 bail!(
@@ -169,7 +183,7 @@ impl FrameBuilder for LearnedFrames {
         } else {
             rows
         };
-        let learned = self.learned_vectors(&rows, edges.dst.clone(), n)?;
+        let learned = self.learned_vectors(&rows, edges.dst.clone(), pairs, n)?;
         let k = 2 * d;
         let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), k)?;
         // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
@@ -222,7 +236,7 @@ mod tests {
         n: usize,
     ) -> Result<Tensor> {
         let edges = Tensor::cat(&[x, env, unit], 1)?;
-        lf.learned_vectors(&edges, Arc::new(dst.to_vec1::<u32>()?), n)
+        lf.learned_vectors(&edges, Arc::new(dst.to_vec1::<u32>()?), None, n)
     }
 
     /// The kernel against the candle-ops composition it replaces, in values and gradients:
