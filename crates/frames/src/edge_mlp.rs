@@ -1011,6 +1011,7 @@ mod tests {
             assert!(gp0.iter().all(|v| v.is_finite()) && gp0.iter().any(|v| *v != 0.0));
         }
     }
+
     /// With a graph's reverse edges as pairs, on the rows `edge_rows` writes (the edge length
     /// alone as input), each pair runs the MLP once: the messages are the same bit for bit as
     /// without pairs, and the weight gradients agree to rounding. On a graph with mutual
