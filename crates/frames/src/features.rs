@@ -32,6 +32,15 @@ pub enum InputFeatures {
     /// size; one pass for `Centroid`): invariant scalars after the variations, rep
     /// `(S+C)x0n+Sx1n` with `C` passes. They tell a model where the orientation it is given was
     /// a confident vote and where the vote abstained (cavities, inner walls, thin parts).
+    ///
+    /// With `offset`, each scale also reports which side of its neighbourhood the point sits
+    /// on: its offset from the neighbourhood's mean along that scale's (final) normal, in units
+    /// of the neighbourhood's RMS spread, as `S` more invariant scalars after the others (rep
+    /// `(S+C+S)x0n+Sx1n`). Where a neighbourhood straddles both faces of a thin wall, the
+    /// fitted plane runs through the wall's middle and the sign says which face the point is
+    /// on, and so which way its outside lies; on a convex patch it is positive along the
+    /// outward normal, in a concave one negative. It is measured at the whole cloud's density,
+    /// which the model's subsets do not resolve.
     PcaNormal {
         /// Neighbours per fit at the first scale.
         k: usize,
@@ -44,6 +53,9 @@ pub enum InputFeatures {
         /// Add the winding agreement of the final signs as scalars (see above).
         #[serde(default, skip_serializing_if = "is_false")]
         confidence: bool,
+        /// Add each scale's signed offset of the point from its neighbourhood (see above).
+        #[serde(default, skip_serializing_if = "is_false")]
+        offset: bool,
     },
 }
 
@@ -125,17 +137,28 @@ impl InputFeatures {
             scales: 1,
             orient: PcaOrientation::Centroid,
             confidence: false,
+            offset: false,
         }
     }
 
-    /// Invariant confidence scalars per point (0 without `confidence`).
-    fn confidences(&self) -> usize {
+    /// Invariant scalars per point after the variations: the confidences (without
+    /// `confidence`: none), then the offsets (without `offset`: none).
+    fn extra_scalars(&self) -> usize {
         match self {
             Self::PcaNormal {
                 orient,
-                confidence: true,
+                confidence,
+                offset,
+                scales,
                 ..
-            } => orient.confidence_fields().len(),
+            } => {
+                let c = if *confidence {
+                    orient.confidence_fields().len()
+                } else {
+                    0
+                };
+                c + if *offset { *scales } else { 0 }
+            }
             _ => 0,
         }
     }
@@ -145,7 +168,7 @@ impl InputFeatures {
         match self {
             Self::None => String::new(),
             Self::PcaNormal { scales, .. } => {
-                format!("{}x0n+{scales}x1n", scales + self.confidences())
+                format!("{}x0n+{scales}x1n", scales + self.extra_scalars())
             }
         }
     }
@@ -160,7 +183,7 @@ impl InputFeatures {
     pub fn estimates(&self) -> Option<(usize, usize)> {
         match *self {
             Self::None => None,
-            Self::PcaNormal { scales, .. } => Some((scales + self.confidences(), scales)),
+            Self::PcaNormal { scales, .. } => Some((scales + self.extra_scalars(), scales)),
         }
     }
 
@@ -168,7 +191,7 @@ impl InputFeatures {
     pub fn dim(&self, d: usize) -> usize {
         match *self {
             Self::None => 0,
-            Self::PcaNormal { scales, .. } => scales * (1 + d) + self.confidences(),
+            Self::PcaNormal { scales, .. } => scales * (1 + d) + self.extra_scalars(),
         }
     }
 
@@ -181,6 +204,7 @@ impl InputFeatures {
                 scales,
                 orient,
                 confidence,
+                offset,
             } => {
                 if scales == 0 || scales > Self::MAX_PCA_SCALES {
                     candle_core::bail!(
@@ -202,28 +226,39 @@ impl InputFeatures {
                     .collect();
                 let mut fits = pca_fit_scales(points, d, &ks)?;
                 for opts in &orient.passes() {
-                    crate::orient_by_winding(points, &mut fits[0].0, d, opts)?;
+                    crate::orient_by_winding(points, &mut fits[0].normals, d, opts)?;
                 }
                 // Measured on the final signs, so every field judges the same orientation.
                 let agreement = if confidence {
                     orient
                         .confidence_fields()
                         .iter()
-                        .map(|opts| crate::winding_agreement(points, &fits[0].0, d, opts))
+                        .map(|opts| crate::winding_agreement(points, &fits[0].normals, d, opts))
                         .collect::<Result<Vec<_>>>()?
                 } else {
                     Vec::new()
                 };
                 let (first, rest) = fits.split_at_mut(1);
-                for (normals, _) in rest {
-                    align(normals, &first[0].0, d);
+                for fit in rest {
+                    align(&mut fit.normals, &first[0].normals, d);
                 }
+                let side = |fit: &crate::normals::ScaleFit, i: usize| -> f64 {
+                    let r = i * d..(i + 1) * d;
+                    fit.offset[r.clone()]
+                        .iter()
+                        .zip(&fit.normals[r])
+                        .map(|(a, b)| a * b)
+                        .sum()
+                };
                 let mut out = Vec::with_capacity(n * self.dim(d));
                 for i in 0..n {
-                    out.extend(fits.iter().map(|(_, v)| v[i]));
+                    out.extend(fits.iter().map(|f| f.variation[i]));
                     out.extend(agreement.iter().map(|a| a[i]));
-                    for (nrm, _) in &fits {
-                        out.extend_from_slice(&nrm[i * d..(i + 1) * d]);
+                    if offset {
+                        out.extend(fits.iter().map(|f| side(f, i)));
+                    }
+                    for f in &fits {
+                        out.extend_from_slice(&f.normals[i * d..(i + 1) * d]);
                     }
                 }
                 Ok(out)
@@ -281,30 +316,49 @@ mod tests {
                 scales: 3,
                 orient: PcaOrientation::Centroid,
                 confidence: false,
+                offset: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::Winding,
                 confidence: false,
+                offset: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::WindingCoarse,
                 confidence: false,
+                offset: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 2,
                 orient: PcaOrientation::Centroid,
                 confidence: true,
+                offset: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
                 scales: 3,
                 orient: PcaOrientation::WindingCoarse,
                 confidence: true,
+                offset: false,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 2,
+                orient: PcaOrientation::Centroid,
+                confidence: false,
+                offset: true,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 3,
+                orient: PcaOrientation::WindingCoarse,
+                confidence: true,
+                offset: true,
             },
         ] {
             let f = spec.compute(&pts, 3).unwrap();
@@ -343,6 +397,7 @@ mod tests {
             scales: 0,
             orient: PcaOrientation::Centroid,
             confidence: false,
+            offset: false,
         };
         assert!(bad.compute(&pts, 3).is_err());
     }
@@ -369,6 +424,7 @@ mod tests {
             scales: 2,
             orient,
             confidence: false,
+            offset: false,
         };
         let (w, n) = (spec(PcaOrientation::Centroid).dim(3), 1800);
         let plain = spec(PcaOrientation::Centroid).compute(&pts, 3).unwrap();
@@ -403,6 +459,7 @@ mod tests {
             scales: 2,
             orient: PcaOrientation::WindingCoarse,
             confidence: true,
+            offset: false,
         };
         assert_eq!(scored.reps(), "4x0n+2x1n");
         assert_eq!(scored.estimates(), Some((4, 2)));
@@ -426,5 +483,69 @@ mod tests {
             assert_eq!(a[..2], b[..2]);
             assert_eq!(a[2..], b[4..]);
         }
+    }
+
+    #[test]
+    fn offsets_tell_the_faces_of_a_thin_wall_apart() {
+        // Two parallel unit squares 0.02 apart (a wall whose faces are closer than the
+        // neighbourhoods are wide), the lower face sampled with a half-cell shift.
+        let (m, gap) = (30, 0.02);
+        let mut pts = Vec::new();
+        for face in 0..2 {
+            let shift = 0.5 * face as f64 / m as f64;
+            for a in 0..m {
+                for b in 0..m {
+                    let (x, y) = (a as f64 / m as f64 + shift, b as f64 / m as f64 + shift);
+                    pts.extend([x, y, if face == 0 { gap } else { 0.0 }]);
+                }
+            }
+        }
+        let spec = InputFeatures::PcaNormal {
+            k: 8,
+            scales: 2,
+            orient: PcaOrientation::Centroid,
+            confidence: false,
+            offset: true,
+        };
+        assert_eq!(spec.reps(), "4x0n+2x1n");
+        assert_eq!(spec.estimates(), Some((4, 2)));
+        let w = spec.dim(3);
+        assert_eq!(w, 10);
+        let f = spec.compute(&pts, 3).unwrap();
+        let plain = InputFeatures::PcaNormal {
+            k: 8,
+            scales: 2,
+            orient: PcaOrientation::Centroid,
+            confidence: false,
+            offset: false,
+        };
+        let g = plain.compute(&pts, 3).unwrap();
+        let n = 2 * m * m;
+        let mut sides = 0;
+        for (i, (r, q)) in f.chunks(w).zip(g.chunks(plain.dim(3))).enumerate() {
+            // The other columns are those of the features without offsets.
+            assert_eq!(r[..2], q[..2]);
+            assert_eq!(r[4..], q[2..]);
+            for s in 0..2 {
+                // The offset is the point's distance from its neighbourhood's mean along
+                // this scale's normal, in units of the neighbourhood's spread.
+                let nrm = &r[4 + 3 * s..7 + 3 * s];
+                let o = r[2 + s];
+                assert!(o.is_finite() && o.abs() < 3.0, "offset {o}");
+                // Pointing the normal away from the wall's middle makes the offset positive:
+                // the offset's sign names the face. Upper face: +z outward, lower: -z.
+                let outward = if i < m * m { nrm[2] } else { -nrm[2] };
+                if nrm[2].abs() > 0.99 && o.abs() > 0.05 {
+                    assert_eq!(o > 0.0, outward > 0.0, "point {i}, scale {s}: {o}");
+                    sides += 1;
+                }
+            }
+        }
+        // Most neighbourhoods straddle both faces (edges of the squares excepted).
+        assert!(
+            sides > n,
+            "only {sides} of {} fits straddle the wall",
+            2 * n
+        );
     }
 }

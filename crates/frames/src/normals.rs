@@ -20,18 +20,25 @@ pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
 /// neighbourhood of coincident points gets a zero normal (the only choice that commutes with
 /// every rotation) and variation `1 / d`.
 pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut fits = pca_fit_scales(points, d, &[k])?;
-    Ok(fits.remove(0))
+    let fit = pca_fit_scales(points, d, &[k])?.remove(0);
+    Ok((fit.normals, fit.variation))
+}
+
+/// One neighbourhood size's PCA fit of every point of a cloud.
+pub(crate) struct ScaleFit {
+    /// Normals, `n * d`, oriented away from the cloud's centroid.
+    pub normals: Vec<f64>,
+    /// Surface variation `λ_min / Σλ`, `n`.
+    pub variation: Vec<f64>,
+    /// Each point's offset from its neighbourhood's mean, in units of the neighbourhood's RMS
+    /// spread, `n * d` (zero for a degenerate neighbourhood).
+    pub offset: Vec<f64>,
 }
 
 /// [`pca_fit`] at several neighbour counts from one neighbour search: the `k` nearest are a
 /// prefix of the `max(ks)` nearest (neighbours come nearest first, ties broken by index), so
 /// each fit equals `pca_fit(points, d, k)`.
-pub(crate) fn pca_fit_scales(
-    points: &[f64],
-    d: usize,
-    ks: &[usize],
-) -> Result<Vec<(Vec<f64>, Vec<f64>)>> {
+pub(crate) fn pca_fit_scales(points: &[f64], d: usize, ks: &[usize]) -> Result<Vec<ScaleFit>> {
     use rayon::prelude::*;
     let k = ks.iter().copied().max().unwrap_or(0);
     if d == 0 || points.len() % d != 0 {
@@ -82,18 +89,22 @@ pub(crate) fn pca_fit_scales(
     Ok(ks
         .iter()
         .map(|&kk| {
-            let fits: Vec<(Vec<f64>, f64)> = neigh
+            let fits: Vec<(Vec<f64>, f64, Vec<f64>)> = neigh
                 .par_iter()
                 .enumerate()
                 .map(|(i, nb)| fit.one(i, &nb[..nb.len().min(kk + 1)]))
                 .collect();
-            let mut normals = Vec::with_capacity(n * d);
-            let mut variation = Vec::with_capacity(n);
-            for (nrm, var) in fits {
-                normals.extend(nrm);
-                variation.push(var);
+            let mut out = ScaleFit {
+                normals: Vec::with_capacity(n * d),
+                variation: Vec::with_capacity(n),
+                offset: Vec::with_capacity(n * d),
+            };
+            for (nrm, var, off) in fits {
+                out.normals.extend(nrm);
+                out.variation.push(var);
+                out.offset.extend(off);
             }
-            (normals, variation)
+            out
         })
         .collect())
 }
@@ -107,9 +118,9 @@ struct Fit<'a> {
 }
 
 impl Fit<'_> {
-    /// The normal (oriented away from the centroid) and variation of point `i` from the
-    /// neighbourhood `nb` (indices, the point included).
-    fn one(&self, i: usize, nb: &[usize]) -> (Vec<f64>, f64) {
+    /// The normal (oriented away from the centroid), variation and offset (see [`ScaleFit`])
+    /// of point `i` from the neighbourhood `nb` (indices, the point included).
+    fn one(&self, i: usize, nb: &[usize]) -> (Vec<f64>, f64, Vec<f64>) {
         let (points, d) = (self.points, self.d);
         let mut mean = vec![0.0; d];
         for &j in nb {
@@ -127,7 +138,7 @@ impl Fit<'_> {
         }
         let trace = c.trace();
         if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
-            return (vec![0.0; d], 1.0 / d as f64);
+            return (vec![0.0; d], 1.0 / d as f64, vec![0.0; d]);
         }
         let eig = SymmetricEigen::new(c);
         let (min, lambda) =
@@ -144,7 +155,11 @@ impl Fit<'_> {
             .sum();
         let sign = if outward < 0.0 { -1.0 } else { 1.0 };
         let normal = (0..d).map(|a| sign * v[a]).collect();
-        (normal, (lambda.max(0.0) / trace).min(1.0))
+        let rms = (trace / nb.len() as f64).sqrt();
+        let offset = (0..d)
+            .map(|a| (points[i * d + a] - mean[a]) / rms)
+            .collect();
+        (normal, (lambda.max(0.0) / trace).min(1.0), offset)
     }
 }
 

@@ -214,6 +214,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-pca-winding",
     "pointnet2-normals-pca-winding-coarse",
     "pointnet2-normals-pca-winding-confidence",
+    "pointnet2-normals-pca-winding-offset",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -303,6 +304,7 @@ impl ModelConfig {
                     scales: 3,
                     orient: PcaOrientation::Centroid,
                     confidence: false,
+                    offset: false,
                 }
             }),
             // The first PCA normal signed by the cloud's winding number (the bundled normal
@@ -313,6 +315,7 @@ impl ModelConfig {
                     scales: 3,
                     orient: PcaOrientation::Winding,
                     confidence: false,
+                    offset: false,
                 }
             }),
             // The bundled normal estimator's architecture: the same, signed coarse to fine.
@@ -322,6 +325,7 @@ impl ModelConfig {
                     scales: 3,
                     orient: PcaOrientation::WindingCoarse,
                     confidence: false,
+                    offset: false,
                 }
             }),
             // The same, told how confidently the winding vote signed each point.
@@ -331,6 +335,17 @@ impl ModelConfig {
                     scales: 3,
                     orient: PcaOrientation::WindingCoarse,
                     confidence: true,
+                    offset: false,
+                }
+            }),
+            // The same, told which side of each neighbourhood every point sits on.
+            "pointnet2-normals-pca-winding-offset" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::WindingCoarse,
+                    confidence: false,
+                    offset: true,
                 }
             }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),

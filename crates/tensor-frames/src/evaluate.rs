@@ -287,6 +287,7 @@ pub fn evaluate_normals(
                     scales,
                     orient,
                     confidence,
+                    offset,
                 } => {
                     let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
                     let signed = match orient {
@@ -301,8 +302,9 @@ pub fn evaluate_normals(
                     } else {
                         ""
                     };
+                    let sided = if offset { ", with the offsets" } else { "" };
                     format!(
-                        "TF-PointNet++ refining PCA normals (k = {}{signed}{scored})",
+                        "TF-PointNet++ refining PCA normals (k = {}{signed}{scored}{sided})",
                         ks.join(", ")
                     )
                 }

@@ -156,7 +156,8 @@ pub fn predict(
 /// sign of a dot product enters, so this commutes with rotations and reflections. The
 /// winding-agreement scalars between the `count` variations and the estimates (`confidence`
 /// features) measure agreement with that sign and flip with it; the field of the other points
-/// is not recomputed, so for them this is the point's own term only.
+/// is not recomputed, so for them this is the point's own term only. The `offset` scalars
+/// after them are measured along the estimates, and flip with them exactly.
 fn resign(features: &mut [f32], fw: usize, offset: usize, count: usize, normals: &[f64], d: usize) {
     for (row, n) in features.chunks_mut(fw).zip(normals.chunks(d)) {
         let dot: f64 = row[offset..offset + d]

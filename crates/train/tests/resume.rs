@@ -215,11 +215,12 @@ fn fine_tuning_starts_from_the_given_weights_and_refuses_another_model() {
 }
 
 /// The bundled estimator's stages fine-tune across input changes: another way of signing the
-/// PCA estimates keeps every weight's shape and loads as it is; added confidence scalars widen
-/// only the layers that read the features.
+/// PCA estimates keeps every weight's shape and loads as it is; added confidence or offset
+/// scalars widen only the layers that read the features.
 #[test]
 fn fine_tuning_across_input_feature_changes() {
-    let (a, b, c) = (
+    let (a, b, c, o) = (
+        tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -231,6 +232,7 @@ fn fine_tuning_across_input_feature_changes() {
     for (dir, preset, widens) in [
         (b.path(), "pointnet2-normals-pca-winding-coarse", false),
         (c.path(), "pointnet2-normals-pca-winding-confidence", true),
+        (o.path(), "pointnet2-normals-pca-winding-offset", true),
     ] {
         let mut rb = run(dir, preset);
         rb.config.train.epochs = 1;
