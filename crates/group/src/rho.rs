@@ -307,6 +307,96 @@ fn grad_u_low_order<T: WithDType>(
     }
 }
 
+/// `U` of one row as nine locals, so that the `d = 3` kernels below keep it in registers.
+#[inline(always)]
+fn u3<T: WithDType>(u: &[T]) -> [T; 9] {
+    let mut m = [T::zero(); 9];
+    m.copy_from_slice(&u[..9]);
+    m
+}
+
+/// A whole order-1 term in `d = 3`: `out_c = s U x_c` for every channel `c`. Written out with
+/// `U` in locals: the generic loops kept each product chain's partial sums in memory and ran
+/// at a fifth of this speed (the `rho` bench).
+#[inline(always)]
+fn apply_order1_d3<T: WithDType>(u: &[T], x: &[T], out: &mut [T], s: T) {
+    let m = u3(u);
+    for (xc, oc) in x.chunks_exact(3).zip(out.chunks_exact_mut(3)) {
+        let (a, b, c) = (xc[0], xc[1], xc[2]);
+        oc[0] = s * (m[0] * a + m[1] * b + m[2] * c);
+        oc[1] = s * (m[3] * a + m[4] * b + m[5] * c);
+        oc[2] = s * (m[6] * a + m[7] * b + m[8] * c);
+    }
+}
+
+/// A whole order-2 term in `d = 3`: `Y_c = s U X_c U^T`, as `T = U X_c` then `T U^T`, in
+/// locals.
+#[inline(always)]
+fn apply_order2_d3<T: WithDType>(u: &[T], x: &[T], out: &mut [T], s: T) {
+    let m = u3(u);
+    for (xc, oc) in x.chunks_exact(9).zip(out.chunks_exact_mut(9)) {
+        let mut t = [T::zero(); 9];
+        for i in 0..3 {
+            for q in 0..3 {
+                t[i * 3 + q] =
+                    m[i * 3] * xc[q] + m[i * 3 + 1] * xc[3 + q] + m[i * 3 + 2] * xc[6 + q];
+            }
+        }
+        for i in 0..3 {
+            for a in 0..3 {
+                oc[i * 3 + a] = s
+                    * (t[i * 3] * m[a * 3]
+                        + t[i * 3 + 1] * m[a * 3 + 1]
+                        + t[i * 3 + 2] * m[a * 3 + 2]);
+            }
+        }
+    }
+}
+
+/// The `U`-gradient of a whole order-1 or order-2 term in `d = 3` (see
+/// [`grad_u_low_order`]), summed over its channels in locals and added to `du` once.
+#[inline(always)]
+fn grad_u_term_d3<T: WithDType>(u: &[T], x: &[T], g: &[T], du: &mut [T], order: usize, s: T) {
+    let mut acc = [T::zero(); 9];
+    if order == 1 {
+        for (gc, xc) in g.chunks_exact(3).zip(x.chunks_exact(3)) {
+            for a in 0..3 {
+                for b in 0..3 {
+                    acc[a * 3 + b] += gc[a] * xc[b];
+                }
+            }
+        }
+    } else {
+        let m = u3(u);
+        for (gc, xc) in g.chunks_exact(9).zip(x.chunks_exact(9)) {
+            // ux = U X, uxt = U X^T; dU += G uxt + G^T ux.
+            let (mut ux, mut uxt) = ([T::zero(); 9], [T::zero(); 9]);
+            for a in 0..3 {
+                for q in 0..3 {
+                    ux[a * 3 + q] =
+                        m[a * 3] * xc[q] + m[a * 3 + 1] * xc[3 + q] + m[a * 3 + 2] * xc[6 + q];
+                    uxt[a * 3 + q] = m[a * 3] * xc[q * 3]
+                        + m[a * 3 + 1] * xc[q * 3 + 1]
+                        + m[a * 3 + 2] * xc[q * 3 + 2];
+                }
+            }
+            for p in 0..3 {
+                for q in 0..3 {
+                    acc[p * 3 + q] += gc[p * 3] * uxt[q]
+                        + gc[p * 3 + 1] * uxt[3 + q]
+                        + gc[p * 3 + 2] * uxt[6 + q]
+                        + gc[p] * ux[q]
+                        + gc[3 + p] * ux[3 + q]
+                        + gc[6 + p] * ux[6 + q];
+                }
+            }
+        }
+    }
+    for (o, a) in du[..9].iter_mut().zip(acc) {
+        *o += s * a;
+    }
+}
+
 /// Sign of `det U` (U orthogonal), from an LU factorisation of the row's matrix.
 fn det_sign<T: WithDType>(u: &[T], d: usize) -> T {
     let m: Vec<f64> = u.iter().map(|v| v.to_f64()).collect();
@@ -384,6 +474,16 @@ impl Plan {
         for t in &self.terms {
             let w = d.pow(t.order as u32);
             let s = if t.pseudo { sign } else { T::one() };
+            if d == 3 && (t.order == 1 || t.order == 2) {
+                let block = t.offset..t.offset + t.mul * w;
+                let (xb, ob) = (&xr[block.clone()], &mut o[block]);
+                if t.order == 1 {
+                    apply_order1_d3(ur, xb, ob, s);
+                } else {
+                    apply_order2_d3(ur, xb, ob, s);
+                }
+                continue;
+            }
             for c in 0..t.mul {
                 let range = t.offset + c * w..t.offset + (c + 1) * w;
                 let (xc, oc) = (&xr[range.clone()], &mut o[range]);
@@ -437,6 +537,11 @@ impl Plan {
             let k = t.order;
             let w = d.pow(k as u32);
             let s = if t.pseudo { sign } else { T::one() };
+            if d == 3 && k <= 2 {
+                let block = t.offset..t.offset + t.mul * w;
+                grad_u_term_d3(ur, &xr[block.clone()], &gr[block], o, k, s);
+                continue;
+            }
             for c in 0..t.mul {
                 let range = t.offset + c * w..t.offset + (c + 1) * w;
                 let gc = &gr[range.clone()];

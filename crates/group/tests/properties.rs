@@ -54,6 +54,71 @@ fn case(max_order: usize) -> impl Strategy<Value = Case> {
         .prop_map(|(d, reps, n, seed)| Case { d, reps, n, seed })
 }
 
+/// `L = sum(w * rho(U) x)`: `dL/dx` and `dL/dU` against central differences in f64, on up to
+/// two rows (the second one improper).
+fn check_gradients(c: &Case) -> Result<(), TestCaseError> {
+    let rows = c.n.min(2);
+    let rho = RepAction::new(&c.reps, c.d).unwrap();
+    let u = candle_core::Var::from_tensor(&mixed_sign_batch(rows, c.d, c.seed)).unwrap();
+    let x = candle_core::Var::from_tensor(
+        &features(rows, c.reps.dim(c.d), c.seed, DType::F64, &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let w = features(rows, c.reps.dim(c.d), c.seed ^ 1, DType::F64, &Device::Cpu).unwrap();
+    let loss = |x: &Tensor, u: &Tensor| -> f64 {
+        (rho.apply(x, u).unwrap() * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let l = (rho.apply(x.as_tensor(), u.as_tensor()).unwrap() * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = l.backward().unwrap();
+    for (var, other, is_x) in [(&x, &u, true), (&u, &x, false)] {
+        // Scalar-only reps never touch U: its gradient is then absent, i.e. zero, and the
+        // finite differences below check exactly that.
+        let g = match grads.get(var.as_tensor()) {
+            Some(g) => g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            None => vec![0.0; var.as_tensor().elem_count()],
+        };
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for (i, &gi) in g.iter().enumerate() {
+            let h = 1e-6;
+            let bump = |delta: f64| {
+                let mut v = base.clone();
+                v[i] += delta;
+                Tensor::from_vec(v, var.as_tensor().dims(), &Device::Cpu).unwrap()
+            };
+            let (plus, minus) = if is_x {
+                (
+                    loss(&bump(h), other.as_tensor()),
+                    loss(&bump(-h), other.as_tensor()),
+                )
+            } else {
+                (
+                    loss(other.as_tensor(), &bump(h)),
+                    loss(other.as_tensor(), &bump(-h)),
+                )
+            };
+            let fd = (plus - minus) / (2.0 * h);
+            prop_assert!(
+                (fd - gi).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "grad {i}: autograd {gi} vs fd {fd}"
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(48))]
 
@@ -157,40 +222,7 @@ proptest! {
 
     #[test]
     fn gradients_match_finite_differences(c in case(3)) {
-        // L = sum(w * rho(U) x); check dL/dx and dL/dU against central differences in f64.
-        let rho = RepAction::new(&c.reps, c.d).unwrap();
-        let u = candle_core::Var::from_tensor(&mixed_sign_batch(1, c.d, c.seed)).unwrap();
-        let x = candle_core::Var::from_tensor(&features(1, c.reps.dim(c.d), c.seed, DType::F64, &Device::Cpu).unwrap()).unwrap();
-        let w = features(1, c.reps.dim(c.d), c.seed ^ 1, DType::F64, &Device::Cpu).unwrap();
-        let loss = |x: &Tensor, u: &Tensor| -> f64 {
-            (rho.apply(x, u).unwrap() * &w).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
-        };
-        let l = (rho.apply(x.as_tensor(), u.as_tensor()).unwrap() * &w).unwrap().sum_all().unwrap();
-        let grads = l.backward().unwrap();
-        for (var, other, is_x) in [(&x, &u, true), (&u, &x, false)] {
-            // Scalar-only reps never touch U: its gradient is then absent, i.e. zero, and the
-            // finite differences below check exactly that.
-            let g = match grads.get(var.as_tensor()) {
-                Some(g) => g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
-                None => vec![0.0; var.as_tensor().elem_count()],
-            };
-            let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            for (i, &gi) in g.iter().enumerate() {
-                let h = 1e-6;
-                let bump = |delta: f64| {
-                    let mut v = base.clone();
-                    v[i] += delta;
-                    Tensor::from_vec(v, var.as_tensor().dims(), &Device::Cpu).unwrap()
-                };
-                let (plus, minus) = if is_x {
-                    (loss(&bump(h), other.as_tensor()), loss(&bump(-h), other.as_tensor()))
-                } else {
-                    (loss(other.as_tensor(), &bump(h)), loss(other.as_tensor(), &bump(-h)))
-                };
-                let fd = (plus - minus) / (2.0 * h);
-                prop_assert!((fd - gi).abs() <= 1e-6 * (1.0 + fd.abs()), "grad {i}: autograd {gi} vs fd {fd}");
-            }
-        }
+        check_gradients(&c)?;
     }
 }
 
@@ -247,4 +279,48 @@ fn empty_batch_and_empty_rep() {
     let x = Tensor::zeros((2, 0), DType::F64, &Device::Cpu).unwrap();
     let u = orthogonal::identity(2, 3, DType::F64, &Device::Cpu).unwrap();
     assert_eq!(empty.apply(&x, &u).unwrap().dims(), &[2, 0]);
+}
+
+/// `d = 3` has its own kernels for order-1 and order-2 terms (forward, and the gradient in
+/// `U`): always exercised here, whatever dimensions the properties draw. Forward against the
+/// Kronecker-power reference in f64 and f32, both gradients against central differences, with
+/// both determinant signs, pseudo terms and an order-3 term on the generic path beside them.
+#[test]
+fn three_dimensional_kernels_match_reference_and_finite_differences() {
+    let d = 3;
+    for (i, reps) in [
+        "2x0n+3x1n+2x1p+2x2n+1x2p+1x3n",
+        "1x1n",
+        "2x2p",
+        "1x0p+1x1p+1x2n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let reps = TensorReps::parse(reps).unwrap();
+        for seed in 0..3u64 {
+            let seed = seed + 10 * i as u64;
+            let u = mixed_sign_batch(6, d, seed);
+            let x = features(6, reps.dim(d), seed, DType::F64, &Device::Cpu).unwrap();
+            let rho = RepAction::new(&reps, d).unwrap();
+            let slow = apply_reference(&reps, &x, &u).unwrap();
+            let err = max_rel_diff(&rho.apply(&x, &u).unwrap(), &slow).unwrap();
+            assert!(err <= TOL64, "{reps}: rel error {err:e}");
+            let fast32 = rho
+                .apply(
+                    &x.to_dtype(DType::F32).unwrap(),
+                    &u.to_dtype(DType::F32).unwrap(),
+                )
+                .unwrap();
+            let err = max_rel_diff(&fast32, &slow).unwrap();
+            assert!(err <= TOL32, "{reps}: f32 rel error {err:e}");
+            let case = Case {
+                d,
+                reps: reps.clone(),
+                n: 2,
+                seed,
+            };
+            check_gradients(&case).unwrap();
+        }
+    }
 }
