@@ -224,7 +224,7 @@ impl InputFeatures {
                         }
                     })
                     .collect();
-                let mut fits = pca_fit_scales(points, d, &ks)?;
+                let mut fits = pca_fit_scales(points, d, &ks, offset)?;
                 for opts in &orient.passes() {
                     crate::orient_by_winding(points, &mut fits[0].normals, d, opts)?;
                 }

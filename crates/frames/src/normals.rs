@@ -20,7 +20,7 @@ pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
 /// neighbourhood of coincident points gets a zero normal (the only choice that commutes with
 /// every rotation) and variation `1 / d`.
 pub fn pca_fit(points: &[f64], d: usize, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let fit = pca_fit_scales(points, d, &[k])?.remove(0);
+    let fit = pca_fit_scales(points, d, &[k], false)?.remove(0);
     Ok((fit.normals, fit.variation))
 }
 
@@ -31,14 +31,19 @@ pub(crate) struct ScaleFit {
     /// Surface variation `λ_min / Σλ`, `n`.
     pub variation: Vec<f64>,
     /// Each point's offset from its neighbourhood's mean, in units of the neighbourhood's RMS
-    /// spread, `n * d` (zero for a degenerate neighbourhood).
+    /// spread, `n * d` (zero for a degenerate neighbourhood); empty unless asked for.
     pub offset: Vec<f64>,
 }
 
 /// [`pca_fit`] at several neighbour counts from one neighbour search: the `k` nearest are a
 /// prefix of the `max(ks)` nearest (neighbours come nearest first, ties broken by index), so
-/// each fit equals `pca_fit(points, d, k)`.
-pub(crate) fn pca_fit_scales(points: &[f64], d: usize, ks: &[usize]) -> Result<Vec<ScaleFit>> {
+/// each fit equals `pca_fit(points, d, k)`. `offsets`: also fill [`ScaleFit::offset`].
+pub(crate) fn pca_fit_scales(
+    points: &[f64],
+    d: usize,
+    ks: &[usize],
+    offsets: bool,
+) -> Result<Vec<ScaleFit>> {
     use rayon::prelude::*;
     let k = ks.iter().copied().max().unwrap_or(0);
     if d == 0 || points.len() % d != 0 {
@@ -85,6 +90,7 @@ pub(crate) fn pca_fit_scales(points: &[f64], d: usize, ks: &[usize]) -> Result<V
         d,
         centroid: &centroid,
         scale,
+        offsets,
     };
     Ok(ks
         .iter()
@@ -97,7 +103,7 @@ pub(crate) fn pca_fit_scales(points: &[f64], d: usize, ks: &[usize]) -> Result<V
             let mut out = ScaleFit {
                 normals: Vec::with_capacity(n * d),
                 variation: Vec::with_capacity(n),
-                offset: Vec::with_capacity(n * d),
+                offset: Vec::with_capacity(if offsets { n * d } else { 0 }),
             };
             for (nrm, var, off) in fits {
                 out.normals.extend(nrm);
@@ -115,11 +121,14 @@ struct Fit<'a> {
     d: usize,
     centroid: &'a [f64],
     scale: f64,
+    /// Whether to compute the offsets (an allocation per point and scale otherwise wasted).
+    offsets: bool,
 }
 
 impl Fit<'_> {
-    /// The normal (oriented away from the centroid), variation and offset (see [`ScaleFit`])
-    /// of point `i` from the neighbourhood `nb` (indices, the point included).
+    /// The normal (oriented away from the centroid), variation and offset (see [`ScaleFit`];
+    /// empty unless `offsets`) of point `i` from the neighbourhood `nb` (indices, the point
+    /// included).
     fn one(&self, i: usize, nb: &[usize]) -> (Vec<f64>, f64, Vec<f64>) {
         let (points, d) = (self.points, self.d);
         let mut mean = vec![0.0; d];
@@ -138,7 +147,12 @@ impl Fit<'_> {
         }
         let trace = c.trace();
         if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
-            return (vec![0.0; d], 1.0 / d as f64, vec![0.0; d]);
+            let offset = if self.offsets {
+                vec![0.0; d]
+            } else {
+                Vec::new()
+            };
+            return (vec![0.0; d], 1.0 / d as f64, offset);
         }
         let eig = SymmetricEigen::new(c);
         let (min, lambda) =
@@ -155,10 +169,14 @@ impl Fit<'_> {
             .sum();
         let sign = if outward < 0.0 { -1.0 } else { 1.0 };
         let normal = (0..d).map(|a| sign * v[a]).collect();
-        let rms = (trace / nb.len() as f64).sqrt();
-        let offset = (0..d)
-            .map(|a| (points[i * d + a] - mean[a]) / rms)
-            .collect();
+        let offset = if self.offsets {
+            let rms = (trace / nb.len() as f64).sqrt();
+            (0..d)
+                .map(|a| (points[i * d + a] - mean[a]) / rms)
+                .collect()
+        } else {
+            Vec::new()
+        };
         (normal, (lambda.max(0.0) / trace).min(1.0), offset)
     }
 }
