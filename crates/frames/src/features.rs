@@ -41,6 +41,11 @@ pub enum InputFeatures {
     /// on, and so which way its outside lies; on a convex patch it is positive along the
     /// outward normal, in a concave one negative. It is measured at the whole cloud's density,
     /// which the model's subsets do not resolve.
+    ///
+    /// With `visibility`, one more invariant scalar after all the others: the
+    /// [`crate::visibility_scores`] score of the final first estimate, in `[-1, 1]`, positive
+    /// where the side it points to sees out of the cloud more than the other side. The sign
+    /// stays the winding vote's; where rays and winding disagree, the model decides.
     PcaNormal {
         /// Neighbours per fit at the first scale.
         k: usize,
@@ -56,6 +61,9 @@ pub enum InputFeatures {
         /// Add each scale's signed offset of the point from its neighbourhood (see above).
         #[serde(default, skip_serializing_if = "is_false")]
         offset: bool,
+        /// Add the rays' verdict on the final first estimate (see above).
+        #[serde(default, skip_serializing_if = "is_false")]
+        visibility: bool,
     },
 }
 
@@ -76,6 +84,13 @@ pub enum PcaOrientation {
     /// across (a concave pocket, an inner wall) is outvoted by the distant surface; the second
     /// pass then repairs the small errors the coarse one leaves near edges and thin parts.
     WindingCoarse,
+    /// As `WindingCoarse`, then signed by the rays the cloud lets out
+    /// ([`crate::orient_by_visibility`] with its defaults) wherever the two sides of the
+    /// surface see out differently: right on thin walls and in cavities open to the outside,
+    /// where the winding vote abstains or errs in patches. On the validation KiCad parts it
+    /// turns the first estimate's mean cos from 0.578 to 0.683 (0.538 to 0.624 under noise
+    /// 0.01; the first 50 shapes).
+    Visibility,
 }
 
 impl PcaOrientation {
@@ -104,7 +119,7 @@ impl PcaOrientation {
         match self {
             Self::Centroid => vec![],
             Self::Winding => vec![fine],
-            Self::WindingCoarse => vec![
+            Self::WindingCoarse | Self::Visibility => vec![
                 crate::WindingOrientation {
                     hole: Self::COARSE_HOLE,
                     ..fine
@@ -138,17 +153,20 @@ impl InputFeatures {
             orient: PcaOrientation::Centroid,
             confidence: false,
             offset: false,
+            visibility: false,
         }
     }
 
     /// Invariant scalars per point after the variations: the confidences (without
-    /// `confidence`: none), then the offsets (without `offset`: none).
+    /// `confidence`: none), then the offsets (without `offset`: none), then the visibility
+    /// score (without `visibility`: none).
     fn extra_scalars(&self) -> usize {
         match self {
             Self::PcaNormal {
                 orient,
                 confidence,
                 offset,
+                visibility,
                 scales,
                 ..
             } => {
@@ -157,7 +175,7 @@ impl InputFeatures {
                 } else {
                     0
                 };
-                c + if *offset { *scales } else { 0 }
+                c + if *offset { *scales } else { 0 } + usize::from(*visibility)
             }
             _ => 0,
         }
@@ -205,6 +223,7 @@ impl InputFeatures {
                 orient,
                 confidence,
                 offset,
+                visibility,
             } => {
                 if scales == 0 || scales > Self::MAX_PCA_SCALES {
                     candle_core::bail!(
@@ -228,6 +247,14 @@ impl InputFeatures {
                 for opts in &orient.passes() {
                     crate::orient_by_winding(points, &mut fits[0].normals, d, opts)?;
                 }
+                if orient == PcaOrientation::Visibility {
+                    crate::orient_by_visibility(
+                        points,
+                        &mut fits[0].normals,
+                        d,
+                        &crate::VisibilityOrientation::default(),
+                    )?;
+                }
                 // Measured on the final signs, so every field judges the same orientation.
                 let agreement = if confidence {
                     orient
@@ -250,6 +277,17 @@ impl InputFeatures {
                         .map(|(a, b)| a * b)
                         .sum()
                 };
+                // Measured on the final signs too, so the score is odd in the estimate's sign.
+                let seen = if visibility {
+                    crate::visibility_scores(
+                        points,
+                        &first[0].normals,
+                        d,
+                        &crate::VisibilityOrientation::default(),
+                    )?
+                } else {
+                    Vec::new()
+                };
                 let mut out = Vec::with_capacity(n * self.dim(d));
                 for i in 0..n {
                     out.extend(fits.iter().map(|f| f.variation[i]));
@@ -257,6 +295,7 @@ impl InputFeatures {
                     if offset {
                         out.extend(fits.iter().map(|f| side(f, i)));
                     }
+                    out.extend(seen.get(i));
                     for f in &fits {
                         out.extend_from_slice(&f.normals[i * d..(i + 1) * d]);
                     }
@@ -317,6 +356,7 @@ mod tests {
                 orient: PcaOrientation::Centroid,
                 confidence: false,
                 offset: false,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -324,6 +364,7 @@ mod tests {
                 orient: PcaOrientation::Winding,
                 confidence: false,
                 offset: false,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -331,6 +372,7 @@ mod tests {
                 orient: PcaOrientation::WindingCoarse,
                 confidence: false,
                 offset: false,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -338,6 +380,7 @@ mod tests {
                 orient: PcaOrientation::Centroid,
                 confidence: true,
                 offset: false,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -345,6 +388,7 @@ mod tests {
                 orient: PcaOrientation::WindingCoarse,
                 confidence: true,
                 offset: false,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -352,6 +396,7 @@ mod tests {
                 orient: PcaOrientation::Centroid,
                 confidence: false,
                 offset: true,
+                visibility: false,
             },
             InputFeatures::PcaNormal {
                 k: 6,
@@ -359,6 +404,31 @@ mod tests {
                 orient: PcaOrientation::WindingCoarse,
                 confidence: true,
                 offset: true,
+                visibility: false,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 3,
+                orient: PcaOrientation::Visibility,
+                confidence: false,
+                offset: false,
+                visibility: false,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 2,
+                orient: PcaOrientation::Visibility,
+                confidence: true,
+                offset: true,
+                visibility: false,
+            },
+            InputFeatures::PcaNormal {
+                k: 6,
+                scales: 3,
+                orient: PcaOrientation::WindingCoarse,
+                confidence: true,
+                offset: true,
+                visibility: true,
             },
         ] {
             let f = spec.compute(&pts, 3).unwrap();
@@ -398,6 +468,7 @@ mod tests {
             orient: PcaOrientation::Centroid,
             confidence: false,
             offset: false,
+            visibility: false,
         };
         assert!(bad.compute(&pts, 3).is_err());
     }
@@ -425,6 +496,7 @@ mod tests {
             orient,
             confidence: false,
             offset: false,
+            visibility: false,
         };
         let (w, n) = (spec(PcaOrientation::Centroid).dim(3), 1800);
         let plain = spec(PcaOrientation::Centroid).compute(&pts, 3).unwrap();
@@ -446,6 +518,50 @@ mod tests {
         crate::orient_by_winding(&pts, &mut expected, 3, &wide).unwrap();
         crate::orient_by_winding(&pts, &mut expected, 3, &Default::default()).unwrap();
         assert_eq!(first(&coarse), expected);
+        // Visibility: the coarse-to-fine repair, then the ray vote.
+        let seen = spec(PcaOrientation::Visibility).compute(&pts, 3).unwrap();
+        let mut rays = expected.clone();
+        crate::orient_by_visibility(&pts, &mut rays, 3, &Default::default()).unwrap();
+        assert_eq!(first(&seen), rays);
+        for (a, b) in coarse.chunks(w).zip(seen.chunks(w)) {
+            assert_eq!(a[..2], b[..2]);
+            assert!((0..3).map(|c| b[2 + c] * b[5 + c]).sum::<f64>() >= 0.0);
+        }
+        // The visibility score: one more scalar after the variations, measured on the final
+        // (winding) signs, which it leaves alone.
+        let scored = InputFeatures::PcaNormal {
+            k: 8,
+            scales: 2,
+            orient: PcaOrientation::WindingCoarse,
+            confidence: false,
+            offset: false,
+            visibility: true,
+        };
+        assert_eq!(scored.reps(), "3x0n+2x1n");
+        assert_eq!(scored.estimates(), Some((3, 2)));
+        let f = scored.compute(&pts, 3).unwrap();
+        let score = crate::visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
+        for ((a, b), s) in coarse.chunks(w).zip(f.chunks(w + 1)).zip(&score) {
+            assert_eq!(a[..2], b[..2]);
+            assert_eq!(a[2..], b[3..]);
+            assert_eq!(b[2], *s);
+        }
+        // The score is positive exactly where the winding sign is outward: here the winding
+        // vote leaves the inner third of the torus inside out (centroid-signed PCA points in
+        // there, and the region is too large for the vote to repair), and the rays say so.
+        let outward = |i: usize| -> bool {
+            let (x, y) = (pts[3 * i], pts[3 * i + 1]);
+            let r = x.hypot(y);
+            let centre_out = [x - x / r, y - y / r, pts[3 * i + 2]];
+            (0..3)
+                .map(|a| centre_out[a] * expected[3 * i + a])
+                .sum::<f64>()
+                > 0.0
+        };
+        let inside_out = (0..n).filter(|&i| !outward(i)).count();
+        assert!(inside_out > n / 4, "{inside_out} winding signs wrong");
+        let right = (0..n).filter(|&i| (score[i] > 0.0) == outward(i)).count();
+        assert_eq!(right, n, "the score is right at {right} of {n} points");
         for (a, b) in plain.chunks(w).zip(signed.chunks(w)) {
             // Variations are unchanged; the second scale agrees in sign with the first.
             assert_eq!(a[..2], b[..2]);
@@ -460,6 +576,7 @@ mod tests {
             orient: PcaOrientation::WindingCoarse,
             confidence: true,
             offset: false,
+            visibility: false,
         };
         assert_eq!(scored.reps(), "4x0n+2x1n");
         assert_eq!(scored.estimates(), Some((4, 2)));
@@ -506,6 +623,7 @@ mod tests {
             orient: PcaOrientation::Centroid,
             confidence: false,
             offset: true,
+            visibility: false,
         };
         assert_eq!(spec.reps(), "4x0n+2x1n");
         assert_eq!(spec.estimates(), Some((4, 2)));
@@ -518,6 +636,7 @@ mod tests {
             orient: PcaOrientation::Centroid,
             confidence: false,
             offset: false,
+            visibility: false,
         };
         let g = plain.compute(&pts, 3).unwrap();
         let n = 2 * m * m;

@@ -12,8 +12,9 @@
 //! - [`FrameRefinement`]: `R_i <- V_i R_i` from invariant features.
 //! - Classical PCA normals ([`pca_normals`], [`pca_fit`]) and the equivariant per-point input
 //!   features a model can ask the data pipeline for ([`InputFeatures`]); orientation post-processes
-//!   for any normal field: neighbour consensus ([`orientation_consensus`]) and repair by the
-//!   winding number of the cloud ([`orient_by_winding`]).
+//!   for any normal field: neighbour consensus ([`orientation_consensus`]), repair by the
+//!   winding number of the cloud ([`orient_by_winding`]), and signing by which side of the
+//!   surface rays can leave the cloud from ([`orient_by_visibility`]).
 //! - Degenerate neighbourhoods get a deterministic, orthogonal, finite fallback and are counted
 //!   ([`LocalFrames::degenerate`]); see [`orthonormalize`](mod@orthonormalize).
 //!
@@ -52,6 +53,7 @@ mod orientation;
 pub mod orthonormalize;
 mod pca;
 mod refine;
+mod visibility;
 
 pub use builder::{FrameBuilder, FrameInput};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
@@ -66,3 +68,4 @@ pub use orientation::{
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;
+pub use visibility::{orient_by_visibility, visibility_scores, VisibilityOrientation};

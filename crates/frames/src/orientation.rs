@@ -372,7 +372,7 @@ pub fn orientation_consensus(
 }
 
 /// Checks `points` and `normals` are finite `n x d` arrays with `d >= 2`; returns `n`.
-fn check(what: &str, points: &[f64], normals: &[f64], d: usize) -> Result<usize> {
+pub(crate) fn check(what: &str, points: &[f64], normals: &[f64], d: usize) -> Result<usize> {
     if d < 2 || points.len() % d != 0 || normals.len() != points.len() {
         bail!(
             "{what} needs n x d points and normals with d >= 2 (d = {d}, {} and {} numbers)",
@@ -387,7 +387,7 @@ fn check(what: &str, points: &[f64], normals: &[f64], d: usize) -> Result<usize>
 }
 
 /// The `k` nearest neighbour edges of `points (n * d)` as (senders, receivers).
-fn knn_edges(points: &[f64], d: usize, k: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+pub(crate) fn knn_edges(points: &[f64], d: usize, k: usize) -> Result<(Vec<u32>, Vec<u32>)> {
     let pos = Tensor::from_slice(points, (points.len() / d, d), &Device::Cpu)?;
     let edges = tf_graphs::knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
     Ok((
@@ -397,7 +397,11 @@ fn knn_edges(points: &[f64], d: usize, k: usize) -> Result<(Vec<u32>, Vec<u32>)>
 }
 
 /// Negates the rows of `normals (n * d)` where `flip` is true; returns how many.
-fn flip_where(normals: &mut [f64], d: usize, flip: impl IntoIterator<Item = bool>) -> usize {
+pub(crate) fn flip_where(
+    normals: &mut [f64],
+    d: usize,
+    flip: impl IntoIterator<Item = bool>,
+) -> usize {
     let mut changed = 0;
     for (row, f) in normals.chunks_exact_mut(d).zip(flip) {
         if f {

@@ -215,6 +215,8 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-pca-winding-coarse",
     "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-pca-winding-offset",
+    "pointnet2-normals-pca-visibility",
+    "pointnet2-normals-pca-winding-visibility-score",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
     "pointnet2-normals-augmentation",
@@ -305,6 +307,7 @@ impl ModelConfig {
                     orient: PcaOrientation::Centroid,
                     confidence: false,
                     offset: false,
+                    visibility: false,
                 }
             }),
             // The first PCA normal signed by the cloud's winding number (the bundled normal
@@ -316,6 +319,7 @@ impl ModelConfig {
                     orient: PcaOrientation::Winding,
                     confidence: false,
                     offset: false,
+                    visibility: false,
                 }
             }),
             // The bundled normal estimator's architecture: the same, signed coarse to fine.
@@ -326,6 +330,7 @@ impl ModelConfig {
                     orient: PcaOrientation::WindingCoarse,
                     confidence: false,
                     offset: false,
+                    visibility: false,
                 }
             }),
             // The same, told how confidently the winding vote signed each point.
@@ -336,6 +341,7 @@ impl ModelConfig {
                     orient: PcaOrientation::WindingCoarse,
                     confidence: true,
                     offset: false,
+                    visibility: false,
                 }
             }),
             // The same, told which side of each neighbourhood every point sits on.
@@ -346,6 +352,29 @@ impl ModelConfig {
                     orient: PcaOrientation::WindingCoarse,
                     confidence: false,
                     offset: true,
+                    visibility: false,
+                }
+            }),
+            // The same, signed where the two sides of the surface see out differently.
+            "pointnet2-normals-pca-visibility" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::Visibility,
+                    confidence: false,
+                    offset: false,
+                    visibility: false,
+                }
+            }),
+            // Winding-signed, told what the rays say about each sign.
+            "pointnet2-normals-pca-winding-visibility-score" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::WindingCoarse,
+                    confidence: false,
+                    offset: false,
+                    visibility: true,
                 }
             }),
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),

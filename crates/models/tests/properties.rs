@@ -77,6 +77,8 @@ const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals-pca-winding-coarse",
     "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-pca-winding-offset",
+    "pointnet2-normals-pca-visibility",
+    "pointnet2-normals-pca-winding-visibility-score",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
     "pointnet2-classification",
@@ -101,7 +103,7 @@ proptest! {
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);
-        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding", "pointnet2-normals-pca-winding-coarse", "pointnet2-normals-pca-winding-confidence", "pointnet2-normals-pca-winding-offset"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding", "pointnet2-normals-pca-winding-coarse", "pointnet2-normals-pca-winding-confidence", "pointnet2-normals-pca-winding-offset", "pointnet2-normals-pca-visibility", "pointnet2-normals-pca-winding-visibility-score"] {
             let m = model(p, d, seed);
             prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
         }
@@ -312,6 +314,17 @@ fn weights_load_into_a_model_with_more_input_scalars() {
     let f = features(&o, &pos, &batch).unwrap();
     let offsets = f.narrow(1, 3, 3).unwrap().abs().unwrap().sum_all().unwrap();
     assert!(offsets.to_scalar::<f64>().unwrap() > 0.0);
+    // And for the visibility score (one more scalar after the variations).
+    let mut v = model("pointnet2-normals-pca-winding-visibility-score", 3, 8);
+    v.load_widening_inputs(&path, a.config()).unwrap();
+    let err = tf_testing::max_abs_diff(&ya, &out(&v)).unwrap();
+    assert!(
+        err < 1e-12,
+        "widened model (visibility score) differs by {err:e}"
+    );
+    let f = features(&v, &pos, &batch).unwrap();
+    let score = f.narrow(1, 3, 1).unwrap().abs().unwrap().sum_all().unwrap();
+    assert!(score.to_scalar::<f64>().unwrap() > 0.0);
     // Anything but added scalars is refused: other vectors, or another architecture.
     let other = model("pointnet2-normals-pca", 3, 7);
     assert!(b.load_widening_inputs(&path, other.config()).is_err());
@@ -438,6 +451,7 @@ fn bad_inputs_are_errors() {
                 orient: Default::default(),
                 confidence: false,
                 offset: false,
+                visibility: false,
             };
         }
         assert!(c.validate().unwrap_err().to_string().contains("scales"));

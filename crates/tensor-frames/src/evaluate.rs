@@ -168,6 +168,7 @@ pub fn evaluate_normals(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (mut ours, mut ours_consensus, mut ours_winding, mut pca_winding, mut pca_sub) =
         (zero, zero, zero, zero, zero);
+    let mut pca_visibility = zero;
     let winding = tf_frames::WindingOrientation::default();
     let mut pca = vec![zero; ks.len()];
     for (i, &index) in picked.iter().enumerate().take(n) {
@@ -222,9 +223,12 @@ pub fn evaluate_normals(
             accumulate(&est, &nrm, d, acc);
             if j == 0 {
                 accumulate(&est, &nrm, d, &mut shape_pca);
-                let mut w = est;
+                let mut w = est.clone();
                 tf_frames::orient_by_winding(&pts, &mut w, d, &winding)?;
                 accumulate(&w, &nrm, d, &mut pca_winding);
+                let mut v = est;
+                tf_frames::orient_by_visibility(&pts, &mut v, d, &Default::default())?;
+                accumulate(&v, &nrm, d, &mut pca_visibility);
             }
         }
         let id = ids.get(i).cloned().unwrap_or_default();
@@ -288,6 +292,7 @@ pub fn evaluate_normals(
                     orient,
                     confidence,
                     offset,
+                    visibility,
                 } => {
                     let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
                     let signed = match orient {
@@ -296,6 +301,9 @@ pub fn evaluate_normals(
                         tf_frames::PcaOrientation::WindingCoarse => {
                             ", winding-oriented coarse to fine"
                         }
+                        tf_frames::PcaOrientation::Visibility => {
+                            ", winding-oriented coarse to fine, then by visibility"
+                        }
                     };
                     let scored = if confidence {
                         ", with the vote's agreement"
@@ -303,8 +311,13 @@ pub fn evaluate_normals(
                         ""
                     };
                     let sided = if offset { ", with the offsets" } else { "" };
+                    let seen = if visibility {
+                        ", with the visibility score"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "TF-PointNet++ refining PCA normals (k = {}{signed}{scored}{sided})",
+                        "TF-PointNet++ refining PCA normals (k = {}{signed}{scored}{sided}{seen})",
                         ks.join(", ")
                     )
                 }
@@ -327,6 +340,10 @@ pub fn evaluate_normals(
     rows.push(row(
         format!("PCA, k = {k}, all points, winding-number orientation"),
         pca_winding,
+    ));
+    rows.push(row(
+        format!("PCA, k = {k}, all points, visibility orientation"),
+        pca_visibility,
     ));
     rows.push(row(
         format!("PCA, k = {k}, on the model's groups of {group} points"),

@@ -186,8 +186,8 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
     let rows = &report.rows;
     // ours, + consensus, + winding; PCA at k = 16 and 8 on all points, PCA k = 16 + winding,
-    // PCA on the groups.
-    assert_eq!(rows.len(), 7);
+    // PCA k = 16 + visibility, PCA on the groups.
+    assert_eq!(rows.len(), 8);
     for r in rows {
         assert_eq!((r.shapes, r.points), (2, 3000), "{}", r.method);
         assert!(r.cos.abs() <= r.abs_cos + 1e-12 && r.abs_cos <= 1.0 + 1e-12);
@@ -206,6 +206,15 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
         rows[5].cos,
         rows[3].cos
     );
+    // So does visibility (signs only; on a closed surface the outward side sees out).
+    assert!(rows[6].method.contains("visibility"));
+    assert!((rows[6].abs_cos - rows[3].abs_cos).abs() < 1e-12);
+    assert!(
+        rows[6].cos >= rows[3].cos - 1e-9,
+        "{} vs {}",
+        rows[6].cos,
+        rows[3].cos
+    );
     // Per-shape scores average to the rows (equal point counts).
     assert_eq!(report.shapes.len(), 2);
     assert!(report.shapes[0].id.starts_with("blob_"));
@@ -218,8 +227,8 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
     tsv.push_str(&format!("{}\ttest\ttriangle.off\t0\t0\t0\t1\n", ids[1]));
     std::fs::write(dir.path().join(tensor_frames::datasets::SOURCES_FILE), tsv).unwrap();
     let report = evaluate_normals(&model, "fixture", dir.path(), &e).unwrap();
-    assert_eq!(report.rows.len(), 10);
-    let (ours, winding, pca) = (&report.rows[7], &report.rows[8], &report.rows[9]);
+    assert_eq!(report.rows.len(), 11);
+    let (ours, winding, pca) = (&report.rows[8], &report.rows[9], &report.rows[10]);
     assert_eq!((ours.shapes, ours.points, pca.points), (1, 1500, 1500));
     assert_eq!(winding.points, 1500);
     let first = &report.shapes[0];

@@ -215,8 +215,9 @@ fn fine_tuning_starts_from_the_given_weights_and_refuses_another_model() {
 }
 
 /// The bundled estimator's stages fine-tune across input changes: another way of signing the
-/// PCA estimates keeps every weight's shape and loads as it is; added confidence or offset
-/// scalars widen only the layers that read the features.
+/// PCA estimates (winding coarse to fine, visibility) keeps every weight's shape and loads as
+/// it is; added confidence, offset or visibility-score scalars widen only the layers that read
+/// the features.
 #[test]
 fn fine_tuning_across_input_feature_changes() {
     let (a, b, c, o) = (
@@ -225,6 +226,7 @@ fn fine_tuning_across_input_feature_changes() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
+    let (v, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut ra = run(a.path(), "pointnet2-normals-pca-winding");
     ra.config.train.epochs = 1;
     let base = train(&ra, Session::default()).unwrap();
@@ -233,6 +235,12 @@ fn fine_tuning_across_input_feature_changes() {
         (b.path(), "pointnet2-normals-pca-winding-coarse", false),
         (c.path(), "pointnet2-normals-pca-winding-confidence", true),
         (o.path(), "pointnet2-normals-pca-winding-offset", true),
+        (v.path(), "pointnet2-normals-pca-visibility", false),
+        (
+            s.path(),
+            "pointnet2-normals-pca-winding-visibility-score",
+            true,
+        ),
     ] {
         let mut rb = run(dir, preset);
         rb.config.train.epochs = 1;
