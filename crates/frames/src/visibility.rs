@@ -23,7 +23,7 @@
 //! ray walks the grid cell by cell (Amanatides and Woo's traversal, in any dimension) until it
 //! leaves the cloud's bounding box. Cost: `n` points times `2 (1 + fan |TILTS|)` rays times the
 //! cells a ray crosses. Criterion on 2 cores, a sphere with a third of its signs wrong: 42 ms for
-//! 2,048 points (a KiCad part), 3.4 s for 100k (the winding repair: about 0.7-1.2 s).
+//! 2,048 points (a KiCad part), 3.4 s for 100k (the winding repair: 0.67-1.19 s).
 //!
 //! # Shapes
 //! `points (n * d)`, `normals (n * d)` (unit or zero rows), flat row-major.
