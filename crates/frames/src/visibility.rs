@@ -126,6 +126,7 @@ pub fn visibility_scores(
         .map(|i| {
             nbrs[i]
                 .iter()
+                .take(opts.k)
                 .map(|&j| dist(i, j as usize))
                 .fold(0.0, f64::max)
         })
@@ -603,6 +604,7 @@ mod tests {
             }
             let opts = VisibilityOrientation::default();
             let base = visibility_scores(&p, &nrm, d, &opts).unwrap();
+            let mut control = 0.0f64;
             for t in tf_testing::Transform::pair(d, seed) {
                 let mv = |v: &[f64], shift: bool| -> Vec<f64> {
                     v.chunks(d)
@@ -619,7 +621,17 @@ mod tests {
                 let moved = visibility_scores(&mv(&p, true), &mv(&nrm, false), d, &opts).unwrap();
                 let err = base.iter().zip(&moved).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
                 prop_assert!(err < 1e-9, "d = {}, det {}: score error {}", d, t.det(), err);
+                // Control: the same check on points moved without their normals (not an
+                // equivariant input) must see the scores change, for at least one of the pair
+                // (one element alone may fix most normals, e.g. a reflection close to one).
+                let unmoved = visibility_scores(&mv(&p, true), &nrm, d, &opts).unwrap();
+                control = base
+                    .iter()
+                    .zip(&unmoved)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(control, f64::max);
             }
+            prop_assert!(control > 0.1, "d = {}: the check missed unmoved normals ({})", d, control);
             // On the outward unit sphere most points score positive; flipped ones negative.
             let agree = base
                 .iter()
