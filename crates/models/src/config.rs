@@ -216,6 +216,7 @@ pub const PRESETS: &[&str] = &[
     "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-pca-winding-offset",
     "pointnet2-normals-pca-visibility",
+    "pointnet2-normals-pca-visibility-confident",
     "pointnet2-normals-pca-winding-visibility-score",
     "pointnet2-normals-scalar",
     "pointnet2-normals-random-frames",
@@ -361,6 +362,18 @@ impl ModelConfig {
                     k: 8,
                     scales: 3,
                     orient: PcaOrientation::Visibility,
+                    confidence: false,
+                    offset: false,
+                    visibility: false,
+                }
+            }),
+            // The same, but the rays overrule the winding sign only where they are confident
+            // (the bundled normal estimator's input).
+            "pointnet2-normals-pca-visibility-confident" => with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient: PcaOrientation::VisibilityConfident,
                     confidence: false,
                     offset: false,
                     visibility: false,

@@ -78,6 +78,7 @@ const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals-pca-winding-confidence",
     "pointnet2-normals-pca-winding-offset",
     "pointnet2-normals-pca-visibility",
+    "pointnet2-normals-pca-visibility-confident",
     "pointnet2-normals-pca-winding-visibility-score",
     "pointnet2-normals-scalar",
     "pointnet2-segmentation",
@@ -103,7 +104,7 @@ proptest! {
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);
-        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding", "pointnet2-normals-pca-winding-coarse", "pointnet2-normals-pca-winding-confidence", "pointnet2-normals-pca-winding-offset", "pointnet2-normals-pca-visibility", "pointnet2-normals-pca-winding-visibility-score"] {
+        for p in ["pointnet2-normals", "pointnet2-normals-pca", "pointnet2-normals-pca-multiscale", "pointnet2-normals-pca-winding", "pointnet2-normals-pca-winding-coarse", "pointnet2-normals-pca-winding-confidence", "pointnet2-normals-pca-winding-offset", "pointnet2-normals-pca-visibility", "pointnet2-normals-pca-visibility-confident", "pointnet2-normals-pca-winding-visibility-score"] {
             let m = model(p, d, seed);
             prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL)?;
         }

@@ -304,6 +304,9 @@ pub fn evaluate_normals(
                         tf_frames::PcaOrientation::Visibility => {
                             ", winding-oriented coarse to fine, then by visibility"
                         }
+                        tf_frames::PcaOrientation::VisibilityConfident => {
+                            ", winding-oriented coarse to fine, then by confident visibility"
+                        }
                     };
                     let scored = if confidence {
                         ", with the vote's agreement"

@@ -227,6 +227,7 @@ fn fine_tuning_across_input_feature_changes() {
         tempfile::tempdir().unwrap(),
     );
     let (v, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vc = tempfile::tempdir().unwrap();
     let mut ra = run(a.path(), "pointnet2-normals-pca-winding");
     ra.config.train.epochs = 1;
     let base = train(&ra, Session::default()).unwrap();
@@ -236,6 +237,11 @@ fn fine_tuning_across_input_feature_changes() {
         (c.path(), "pointnet2-normals-pca-winding-confidence", true),
         (o.path(), "pointnet2-normals-pca-winding-offset", true),
         (v.path(), "pointnet2-normals-pca-visibility", false),
+        (
+            vc.path(),
+            "pointnet2-normals-pca-visibility-confident",
+            false,
+        ),
         (
             s.path(),
             "pointnet2-normals-pca-winding-visibility-score",
