@@ -562,9 +562,10 @@ mod tests {
         let sure = spec(PcaOrientation::VisibilityConfident)
             .compute(&pts, 3)
             .unwrap();
-        let verdict = crate::visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
+        // The rays' score of the winding signs, also checked as a feature column below.
+        let score = crate::visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
         let mut flipped = expected.clone();
-        for (v, s) in flipped.chunks_mut(3).zip(&verdict) {
+        for (v, s) in flipped.chunks_mut(3).zip(&score) {
             if *s < -PcaOrientation::VISIBILITY_MARGIN {
                 v.iter_mut().for_each(|x| *x = -*x);
             }
@@ -584,7 +585,6 @@ mod tests {
         assert_eq!(scored.reps(), "3x0n+2x1n");
         assert_eq!(scored.estimates(), Some((3, 2)));
         let f = scored.compute(&pts, 3).unwrap();
-        let score = crate::visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
         for ((a, b), s) in coarse.chunks(w).zip(f.chunks(w + 1)).zip(&score) {
             assert_eq!(a[..2], b[..2]);
             assert_eq!(a[2..], b[3..]);

@@ -297,99 +297,57 @@ impl ModelConfig {
             f(&mut c);
             ModelConfig::Pointnet2(c)
         };
+        // PCA inputs at k = 8, 16 and 32, signed by `orient`, with the optional scalars
+        // (confidence, offset, visibility score).
+        let multiscale = |orient, confidence, offset, visibility| {
+            with(&|c| {
+                c.input = InputFeatures::PcaNormal {
+                    k: 8,
+                    scales: 3,
+                    orient,
+                    confidence,
+                    offset,
+                    visibility,
+                }
+            })
+        };
         Ok(match name {
             "pointnet2-normals" => with(&|_| {}),
             "pointnet2-normals-refined" => with(&|c| c.refine = true),
             "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::pca(16)),
-            "pointnet2-normals-pca-multiscale" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::Centroid,
-                    confidence: false,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-multiscale" => {
+                multiscale(PcaOrientation::Centroid, false, false, false)
+            }
             // The first PCA normal signed by the cloud's winding number (the bundled normal
             // estimator's second stage).
-            "pointnet2-normals-pca-winding" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::Winding,
-                    confidence: false,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
-            // The bundled normal estimator's architecture: the same, signed coarse to fine.
-            "pointnet2-normals-pca-winding-coarse" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::WindingCoarse,
-                    confidence: false,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-winding" => {
+                multiscale(PcaOrientation::Winding, false, false, false)
+            }
+            // The same, signed coarse to fine (the bundled normal estimator's third stage).
+            "pointnet2-normals-pca-winding-coarse" => {
+                multiscale(PcaOrientation::WindingCoarse, false, false, false)
+            }
             // The same, told how confidently the winding vote signed each point.
-            "pointnet2-normals-pca-winding-confidence" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::WindingCoarse,
-                    confidence: true,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-winding-confidence" => {
+                multiscale(PcaOrientation::WindingCoarse, true, false, false)
+            }
             // The same, told which side of each neighbourhood every point sits on.
-            "pointnet2-normals-pca-winding-offset" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::WindingCoarse,
-                    confidence: false,
-                    offset: true,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-winding-offset" => {
+                multiscale(PcaOrientation::WindingCoarse, false, true, false)
+            }
             // The same, signed where the two sides of the surface see out differently.
-            "pointnet2-normals-pca-visibility" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::Visibility,
-                    confidence: false,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-visibility" => {
+                multiscale(PcaOrientation::Visibility, false, false, false)
+            }
             // The same, but the rays overrule the winding sign only where they are confident
             // (the bundled normal estimator's input).
-            "pointnet2-normals-pca-visibility-confident" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::VisibilityConfident,
-                    confidence: false,
-                    offset: false,
-                    visibility: false,
-                }
-            }),
+            "pointnet2-normals-pca-visibility-confident" => {
+                multiscale(PcaOrientation::VisibilityConfident, false, false, false)
+            }
             // Winding-signed, told what the rays say about each sign.
-            "pointnet2-normals-pca-winding-visibility-score" => with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient: PcaOrientation::WindingCoarse,
-                    confidence: false,
-                    offset: false,
-                    visibility: true,
-                }
-            }),
+            "pointnet2-normals-pca-winding-visibility-score" => {
+                multiscale(PcaOrientation::WindingCoarse, false, false, true)
+            }
             "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
             "pointnet2-normals-random-frames" => with(&|c| c.frames.kind = FrameChoice::Random),
             "pointnet2-normals-augmentation" => with(&|c| {
