@@ -40,18 +40,19 @@ table name *args:
     cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
 
 # Retrain the bundled normal estimator (models/normals) on the offline real shapes plus the
-# synthetic set: needs `just data-real` first. Four stages: 30 epochs with centroid-oriented
+# synthetic set: needs `just data-real` first. Five stages: 30 epochs with centroid-oriented
 # PCA inputs (about an hour on 2 cores), then 8 epochs fine-tuned from them with
 # winding-oriented inputs, then 8 more with the winding signing run coarse to fine (about 15
 # minutes each), then 8 more with the rays overruling the winding sign where they are confident
-# (about 35 minutes: the rays are cast on every training shape). Resumable: rerun the same
-# command after an interruption.
+# (about 35 minutes: the rays are cast on every training shape), then 8 more at half that
+# learning rate (about 40 minutes). Resumable: rerun the same command after an interruption.
 train-normals:
     cargo run --release -p tensor-frames -- train --config configs/normals-real.toml --out runs/normals-real
     cargo run --release -p tensor-frames -- train --config configs/normals-real-winding.toml --out runs/normals-real-winding
     cargo run --release -p tensor-frames -- train --config configs/normals-real-winding-coarse.toml --out runs/normals-real-winding-coarse
     cargo run --release -p tensor-frames -- train --config configs/normals-real-visibility-confident.toml --out runs/normals-real-visibility-confident
-    bash scripts/ship-normals.sh runs/normals-real-visibility-confident runs/normals-real runs/normals-real-winding runs/normals-real-winding-coarse
+    cargo run --release -p tensor-frames -- train --config configs/normals-real-visibility-confident-2.toml --out runs/normals-real-visibility-confident-2
+    bash scripts/ship-normals.sh runs/normals-real-visibility-confident-2 runs/normals-real runs/normals-real-winding runs/normals-real-winding-coarse runs/normals-real-visibility-confident
 
 # Compare the bundled normal estimator with PCA normals on the held-out real shapes.
 evaluate-normals:

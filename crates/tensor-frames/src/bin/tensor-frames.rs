@@ -272,7 +272,7 @@ struct PredictArgs {
     /// Self-refinement rounds for models that refine input normal estimates (the bundled
     /// one): each round re-signs the estimates to agree with the last prediction and runs the
     /// model again, at twice the time. 2 rounds on the held-out real shapes: KiCad parts
-    /// 0.799 -> 0.801 mean cos, CGAL meshes 0.862 -> 0.851.
+    /// 0.801 -> 0.802 mean cos, CGAL meshes 0.872 -> 0.867.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// Rounds of neighbour orientation consensus after the model (0: off). Repairs isolated
