@@ -56,6 +56,19 @@ impl Default for PredictOptions {
     }
 }
 
+/// How long [`predict`] took, and where: the input features (for the bundled model, the
+/// three-scale PCA fits and the winding and ray passes that sign them) and the model's forward
+/// passes (every pass and round).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Points of the cloud per second of the whole prediction.
+    pub points_per_second: f64,
+    /// Seconds computing the input features.
+    pub features: f64,
+    /// Seconds in the model.
+    pub model: f64,
+}
+
 /// Centroid and largest distance from it: the training normalisation (`Shape::normalize`),
 /// and equivariant, so rotating the input rotates the output exactly.
 fn frame_of(points: &[f64], d: usize) -> (Vec<f64>, f64) {
@@ -72,13 +85,13 @@ fn frame_of(points: &[f64], d: usize) -> (Vec<f64>, f64) {
     (c, r)
 }
 
-/// Predicts for every point of `points (n * d)`; returns the output and points per second.
+/// Predicts for every point of `points (n * d)`; returns the output and how long it took.
 pub fn predict(
     model: &Model,
     points: &[f64],
     group: usize,
     opts: &PredictOptions,
-) -> Result<(Output, f64)> {
+) -> Result<(Output, Timing)> {
     let d = model.config().d();
     if points.is_empty() || points.len() % d != 0 {
         bail!("expected n x {d} coordinates, got {} numbers", points.len());
@@ -114,6 +127,7 @@ pub fn predict(
         .into_iter()
         .map(|v| v as f32)
         .collect();
+    let features_seconds = start.elapsed().as_secs_f64();
     let fw = spec.dim(d);
     let group = if opts.group > 0 {
         opts.group
@@ -146,8 +160,15 @@ pub fn predict(
         out = predict_groups(model, &unit, &features, fw, &chunks, head, opts, n, d)?;
         tracing::debug!(round, "self-refinement round done");
     }
-    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
-    Ok((out, rate))
+    let total = start.elapsed().as_secs_f64();
+    Ok((
+        out,
+        Timing {
+            points_per_second: n as f64 / total.max(1e-9),
+            features: features_seconds,
+            model: total - features_seconds,
+        },
+    ))
 }
 
 /// Re-signs each point's normal estimates (`count` `1n` vectors from column `offset` of its

@@ -36,8 +36,9 @@ fn bundled_model_is_equivariant_and_orients_normals() {
             rounds,
             ..Default::default()
         };
-        let (out, rate) = predict(&model, &pts, 1024, &opts).unwrap();
-        assert!(rate > 0.0);
+        let (out, timing) = predict(&model, &pts, 1024, &opts).unwrap();
+        assert!(timing.points_per_second > 0.0);
+        assert!(timing.features > 0.0 && timing.model > 0.0, "{timing:?}");
         let n1 = normals(out);
         // Oriented agreement with the exact normals (an ellipsoid: easy).
         let cos: f64 = n1

@@ -313,7 +313,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         passes: a.passes,
         rounds: a.rounds,
     };
-    let (mut out, rate) = predict(&model, &points, group, &opts)?;
+    let (mut out, timing) = predict(&model, &points, group, &opts)?;
     if let Output::Normals(normals) = &mut out {
         let flips = tensor_frames::predict::orientation_consensus(
             &points,
@@ -381,10 +381,12 @@ fn predict(a: PredictArgs) -> Result<()> {
     }
     write_atomic(&a.out, &text)?;
     println!(
-        "{n} points -> {} with {} ({:.0} points/s)",
+        "{n} points -> {} with {} ({:.0} points/s: input features {:.2} s, model {:.2} s)",
         a.out.display(),
         ckpt.display(),
-        rate
+        timing.points_per_second,
+        timing.features,
+        timing.model
     );
     Ok(())
 }
