@@ -65,7 +65,7 @@ pub struct Timing {
     pub points_per_second: f64,
     /// Seconds computing the input features.
     pub features: f64,
-    /// Seconds in the model.
+    /// Seconds after the features: the random groupings and the model's forward passes.
     pub model: f64,
 }
 
