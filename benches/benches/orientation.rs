@@ -1,5 +1,5 @@
-//! Orientation of normal fields: repair by the winding number (`tf_frames::orient_by_winding`)
-//! and signing by visibility (`tf_frames::orient_by_visibility`), on a 100k-point sphere with
+//! Orientation of normal fields: repair by the winding number (`tf_normals::orient_by_winding`)
+//! and signing by visibility (`tf_normals::orient_by_visibility`), on a 100k-point sphere with
 //! every third normal flipped (defaults: 4,096 sources and up to 4 rounds for the winding
 //! vote; 26 rays per point for the rays), and visibility on a 2,048-point sphere (a KiCad
 //! part's size).
@@ -8,7 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tf_frames::{
+use tf_normals::{
     orient_by_visibility, orient_by_winding, VisibilityOrientation, WindingOrientation,
 };
 use tf_testing::strategies::PointCloud;

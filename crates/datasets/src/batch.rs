@@ -21,8 +21,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use tf_frames::InputFeatures;
 use tf_group::orthogonal::{haar_orthogonal_host, haar_special_orthogonal_host};
+use tf_normals::InputFeatures;
 
 use crate::error::DataError;
 use crate::modelnet::ModelNetNormal;
@@ -67,9 +67,10 @@ pub struct BatchConfig {
     pub features: InputFeatures,
 }
 
-/// One batch, ready for a model.
+/// One batch of shapes with their targets (normals, labels, parts), as tensors: the model reads
+/// its positions and batch vector, the loss its targets.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub struct LabelledBatch {
     /// Positions `(N, d)`.
     pub pos: Tensor,
     /// Unit normals `(N, d)`.
@@ -89,7 +90,7 @@ pub fn make_batch(
     shapes: &[Shape],
     cfg: &BatchConfig,
     rng: &mut ChaCha8Rng,
-) -> Result<Batch, DataError> {
+) -> Result<LabelledBatch, DataError> {
     let bad = |m: String| DataError::Layout {
         path: "<batch>".into(),
         message: m,
@@ -202,7 +203,7 @@ pub fn make_batch(
     let dev = Device::Cpu;
     let n = ids.len();
     let t = |e: candle_core::Error| bad(e.to_string());
-    Ok(Batch {
+    Ok(LabelledBatch {
         pos: Tensor::from_vec(pos, (n, d), &dev).map_err(t)?,
         normals: Tensor::from_vec(nrm, (n, d), &dev).map_err(t)?,
         batch: Tensor::from_vec(ids, n, &dev).map_err(t)?,
@@ -310,7 +311,7 @@ impl ShapeSource for ModelNetSplit {
 /// The batches of one epoch, prepared one ahead on a background thread.
 #[derive(Debug)]
 pub struct Loader {
-    rx: Receiver<Result<Batch, DataError>>,
+    rx: Receiver<Result<LabelledBatch, DataError>>,
 }
 
 impl Loader {
@@ -342,7 +343,7 @@ impl Loader {
 }
 
 impl Iterator for Loader {
-    type Item = Result<Batch, DataError>;
+    type Item = Result<LabelledBatch, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.rx.recv().ok()
     }

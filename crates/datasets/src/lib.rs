@@ -27,6 +27,7 @@
 //! ```
 
 mod batch;
+mod convert;
 mod error;
 mod mesh;
 mod modelnet;
@@ -38,11 +39,14 @@ pub mod synthetic;
 mod synthetic_nd;
 
 pub use batch::{
-    make_batch, Augment, Batch, BatchConfig, InMemory, Loader, ModelNetSplit, ShapeSource,
+    make_batch, Augment, BatchConfig, InMemory, LabelledBatch, Loader, ModelNetSplit, ShapeSource,
     SyntheticNdSplit, SyntheticSplit,
 };
+pub use convert::{
+    class_of, convert_meshes, in_test_split, mesh_files, ConvertOptions, ConvertReport,
+};
 pub use error::DataError;
-pub use mesh::{read_mesh, Mesh, MeshNormals};
+pub use mesh::{is_mesh_path, read_mesh, Mesh, MeshNormals, MESH_EXTENSIONS};
 pub use modelnet::{
     read_sources, write_modelnet_normal, Entry, ModelNetNormal, Source, SOURCES_FILE,
 };

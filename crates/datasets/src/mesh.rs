@@ -35,8 +35,22 @@ pub enum MeshNormals {
     Interpolated,
 }
 
-/// Reads a mesh, choosing the format by extension (`.off`, `.obj`, `.stl`, `.ply`, each
-/// optionally followed by `.gz`).
+/// The mesh file endings [`read_mesh`] reads (each optionally followed by `.gz`).
+pub const MESH_EXTENSIONS: [&str; 5] = [".off", ".obj", ".stl", ".ply", ".wrl"];
+
+/// True when `path` names a mesh [`read_mesh`] reads, by its ending (case-insensitive).
+pub fn is_mesh_path(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    MESH_EXTENSIONS.iter().any(|e| name.ends_with(e))
+}
+
+/// Reads a mesh, choosing the format by extension ([`MESH_EXTENSIONS`], each optionally
+/// followed by `.gz`).
 pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
     let name = path
         .file_name()
@@ -65,7 +79,10 @@ pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
         _ => {
             return Err(DataError::layout(
                 path,
-                "unknown mesh format (expected .off, .obj, .stl, .ply or .wrl, optionally .gz)",
+                format!(
+                    "unknown mesh format (expected {}, optionally .gz)",
+                    MESH_EXTENSIONS.join(", ")
+                ),
             ))
         }
     };

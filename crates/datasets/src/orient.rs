@@ -1,8 +1,7 @@
 //! Consistent outward orientation of meshes.
 //!
 //! Face normals follow the winding of each triangle, and real mesh collections contain meshes
-//! (and parts of meshes) wound inside out: 5 of the 31 CGAL test meshes had every normal pointing
-//! inward. Ground truth for *oriented* normals must point outward, so before sampling, every
+//! (and parts of meshes) wound inside out, with every normal pointing inward. Ground truth for *oriented* normals must point outward, so before sampling, every
 //! consistently wound connected component whose signed volume (about its own centroid) is
 //! negative has its triangles reversed. For a closed component this is exact; for an open one
 //! (a scan open at the neck, a curved patch) it is the usual convention: outward is the side

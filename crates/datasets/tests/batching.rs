@@ -103,7 +103,7 @@ fn augmentation_moves_shapes_rigidly_and_normals_with_them() {
 #[test]
 fn the_loader_is_deterministic_per_epoch_and_covers_every_shape() {
     let source: Arc<dyn ShapeSource> = Arc::new(SyntheticSplit(synthetic(), Split::Train));
-    let collect = |epoch| -> Vec<Batch> {
+    let collect = |epoch| -> Vec<LabelledBatch> {
         Loader::epoch(source.clone(), cfg(Augment::RotateReflect), epoch)
             .map(|b| b.unwrap())
             .collect()
@@ -120,7 +120,7 @@ fn the_loader_is_deterministic_per_epoch_and_covers_every_shape() {
             y.labels.to_vec1::<u32>().unwrap()
         );
     }
-    let labels = |v: &[Batch]| -> Vec<u32> {
+    let labels = |v: &[LabelledBatch]| -> Vec<u32> {
         v.iter()
             .flat_map(|b| b.labels.to_vec1::<u32>().unwrap())
             .collect()
@@ -171,7 +171,7 @@ fn features_come_from_the_whole_shape_and_noise_moves_points_only() {
     shape.points.truncate(3 * 90);
     shape.normals.truncate(3 * 90);
     shape.parts = None;
-    let spec = tf_frames::InputFeatures::pca(10);
+    let spec = tf_normals::InputFeatures::pca(10);
     let whole = spec.compute(&shape.points, 3).unwrap();
     let mut c = cfg(Augment::None);
     c.points = 40;

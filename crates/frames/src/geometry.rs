@@ -11,7 +11,7 @@ use crate::local_frames::split_edges;
 
 /// Per-edge relative vectors `x_j - x_i` `(E, d)` and distances `(E, 1)` (with a tiny epsilon
 /// so duplicate points give a zero unit vector and a finite gradient, not NaN). As candle ops:
-/// the reference the fused [`crate::edge_rows`] op is tested against.
+/// the reference the fused `edge_rows` (learned frames) op is tested against.
 #[cfg(test)]
 pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Tensor)> {
     let (src, dst) = split_edges(edge_index)?;
@@ -22,7 +22,7 @@ pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Ten
 
 /// Smooth cutoff `(1 - u^2)^2` for `u = r / r_c < 1`, zero beyond: 1 at the centre, value and
 /// slope vanish at the cutoff, so neighbours entering the radius change frames continuously.
-/// As candle ops: the reference the fused [`crate::edge_rows`] op is tested against.
+/// As candle ops: the reference the fused `edge_rows` (learned frames) op is tested against.
 #[cfg(test)]
 pub(crate) fn envelope(dist: &Tensor, cutoff: f64) -> Result<Tensor> {
     let u2 = (dist / cutoff)?.sqr()?.clamp(0.0, 1.0)?;
@@ -91,8 +91,7 @@ impl HostEdges {
     /// For every edge `j -> i`, the edge `i -> j` paired with it, or `u32::MAX`. Pairs are
     /// mutual (each edge has at most one partner, and it is the partner's partner): with
     /// repeated edges only the first of each direction pairs, and a self-loop has none. A
-    /// kNN graph is mostly such pairs (84% of the edges of 16 x 1024 uniform points, k = 16),
-    /// and an edge network on the edge length alone gives both edges of a pair one value.
+    /// kNN graph is mostly such pairs, and an edge network on the edge length alone gives both edges of a pair one value.
     pub(crate) fn reverse(&self) -> Vec<u32> {
         // The first edge `i -> j` for every edge `j -> i`: `j`'s senders compared 32 at a
         // time into a bit mask (vector compares, no branch per sender: an early exit

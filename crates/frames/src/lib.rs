@@ -10,11 +10,8 @@
 //!   [`NearestFrames`], and the controls [`IdentityFrames`], [`RandomFrames`],
 //!   [`RandomGlobalFrames`] (= data augmentation).
 //! - [`FrameRefinement`]: `R_i <- V_i R_i` from invariant features.
-//! - Classical PCA normals ([`pca_normals`], [`pca_fit`]) and the equivariant per-point input
-//!   features a model can ask the data pipeline for ([`InputFeatures`]); orientation post-processes
-//!   for any normal field: neighbour consensus ([`orientation_consensus`]), repair by the
-//!   winding number of the cloud ([`orient_by_winding`]), and signing by which side of the
-//!   surface rays can leave the cloud from ([`orient_by_visibility`]).
+//! - [`FrameConfig`]: the serde choice of builder ([`FrameChoice`]) and its settings, and the one
+//!   factory ([`FrameConfig::builder`]) that models and diagnostics use.
 //! - Degenerate neighbourhoods get a deterministic, orthogonal, finite fallback and are counted
 //!   ([`LocalFrames::degenerate`]); see [`orthonormalize`](mod@orthonormalize).
 //!
@@ -39,33 +36,23 @@
 //! ```
 
 mod builder;
+mod choice;
 mod controls;
-mod edge_mlp;
-mod edge_rows;
-mod features;
 mod geometry;
 mod host_grad;
 mod learned;
 mod local_frames;
 mod nearest;
-mod normals;
-mod orientation;
 pub mod orthonormalize;
 mod pca;
 mod refine;
-mod visibility;
 
 pub use builder::{FrameBuilder, FrameInput};
+pub use choice::{FrameChoice, FrameConfig, UnknownFrames};
 pub use controls::{IdentityFrames, RandomFrames, RandomGlobalFrames};
-pub use features::{InputFeatures, PcaOrientation};
 pub use learned::{LearnedFrames, LearnedFramesConfig};
 pub use local_frames::{split_edges, LocalFrames};
 pub use nearest::NearestFrames;
-pub use normals::{pca_fit, pca_normals};
-pub use orientation::{
-    orient_by_winding, orientation_consensus, winding_agreement, WindingOrientation,
-};
 pub use orthonormalize::{Handedness, Orthonormalize};
 pub use pca::PcaFrames;
 pub use refine::FrameRefinement;
-pub use visibility::{orient_by_visibility, visibility_scores, VisibilityOrientation};

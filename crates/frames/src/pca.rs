@@ -6,10 +6,11 @@
 //! equivariantly, so the frame is O(d)-equivariant. An axis is kept only if its eigenvalue is
 //! separated from the others and its sign sum is clearly non-zero; otherwise the nearest
 //! neighbour vectors and then the global axes complete the frame (counted as degenerate).
-//! The eigen-decomposition runs on the host (nalgebra): PCA frames carry no gradient.
+//! The eigen-decomposition is the PCA solver of `tf-normals` ([`tf_normals::Scatter`]) on the
+//! host: PCA frames carry no gradient.
 
 use candle_core::{Result, Tensor};
-use nalgebra::{DMatrix, SymmetricEigen};
+use tf_normals::Scatter;
 
 use crate::builder::{FrameBuilder, FrameInput};
 use crate::geometry::{check_positions, HostEdges};
@@ -45,28 +46,25 @@ impl FrameBuilder for PcaFrames {
         }
         let mut axes = vec![0.0; n * d * d];
         for (i, list) in nbrs.iter().enumerate() {
-            let mut c = DMatrix::<f64>::zeros(d, d);
+            let mut c = Scatter::new(d);
             for v in list {
-                for a in 0..d {
-                    for b in 0..d {
-                        c[(a, b)] += v[a] * v[b];
-                    }
-                }
+                c.add(v);
             }
-            let eig = SymmetricEigen::new(c);
+            let eig = c.axes();
+            let values = eig.values();
             let mut order: Vec<usize> = (0..d).collect();
-            order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-            let scale = eig.eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+            let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let abs_sum: f64 = list
                 .iter()
                 .map(|v| v.iter().map(|x| x * x).sum::<f64>().sqrt())
                 .sum();
             for (slot, &a) in order.iter().enumerate() {
-                let lam = eig.eigenvalues[a];
+                let lam = values[a];
                 let separated = (0..d)
                     .filter(|&b| b != a)
-                    .all(|b| (lam - eig.eigenvalues[b]).abs() > self.gap_tol * scale);
-                let e = eig.eigenvectors.column(a);
+                    .all(|b| (lam - values[b]).abs() > self.gap_tol * scale);
+                let e = eig.axis(a);
                 let s: f64 = list
                     .iter()
                     .map(|v| (0..d).map(|k| v[k] * e[k]).sum::<f64>())

@@ -31,7 +31,7 @@ pub struct RadiusGraph {
 /// global numbering.
 /// The `cap` nearest of `list` (distance, then index: deterministic), sorted. Called inside the
 /// parallel per-query maps, so that only `cap` candidates per query are kept: on a surface the
-/// density-based first radius finds hundreds of candidates, which for 100k points held 0.9 GB.
+/// density-based first radius finds hundreds of candidates, too many to hold for every query.
 fn nearest(mut list: Vec<(f64, u32)>, cap: usize) -> Vec<(f64, u32)> {
     let cmp = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     if list.len() > cap {

@@ -9,7 +9,7 @@
 //!   batched `(N, d, d)` tensors.
 //! - [`reference`]: the slow explicit-Kronecker-power path, used by tests and benches only.
 //!
-//! The dimension `d >= 2` is a runtime value everywhere. Conventions (method.md): `U` acts on
+//! The dimension `d >= 2` is a runtime value everywhere. Conventions (docs/method.md): `U` acts on
 //! column vectors, frames have their axes as rows, pseudo terms pick up `det U`.
 //!
 //! # Example

@@ -7,13 +7,13 @@
 //!
 //! # Algorithm (why it is fast)
 //! `rho(U)` on an order-k tensor is `U^(x)k`, a `d^k x d^k` matrix; building it costs `d^(2k)`
-//! per channel. Instead each channel is rotated one tensor axis at a time (method.md section 2):
+//! per channel. Instead each channel is rotated one tensor axis at a time (docs/method.md, section 2):
 //! viewing the channel as `(d^p, d, d^(k-1-p))`, axis `p` becomes `U` times that axis, a cost of
 //! `d^(k+1)` per axis and `k d^(k+1)` per channel. Pseudo terms are then multiplied by `det U`.
 //!
 //! The whole action is one CPU kernel (a candle custom op, rayon over rows) that reads the input
-//! once and writes the output once, in the original layout: composing it from candle ops cost
-//! ~10x more, almost all in strided `cat`/`index_select` copies (see the `rho` bench).
+//! once and writes the output once, in the original layout: composing it from candle ops costs
+//! far more, almost all in strided `cat`/`index_select` copies (see the `rho` bench).
 //!
 //! # Gradients
 //! `d out / d features` is `rho(U)^T = rho(U^T)`, i.e. the same kernel with `U^T` (itself
@@ -329,8 +329,7 @@ fn u_times3<T: WithDType>(m: &[T; 9], x: &[T]) -> [T; 9] {
 
 /// A whole order-1 term in `d = 3`: `out_c = s U x_c` for every channel `c`. Written out with
 /// `U` in locals and one loop over the term's channels: the generic path (a call per channel,
-/// order 2 through a scratch buffer) measured 1.4-2x slower in f32 and 1.2-1.3x in f64 (the
-/// `rho` bench). The sums run in the generic path's order, so the outputs are identical.
+/// order 2 through a scratch buffer) is slower (the `rho` bench; docs/performance.md). The sums run in the generic path's order, so the outputs are identical.
 #[inline(always)]
 fn apply_order1_d3<T: WithDType>(u: &[T], x: &[T], out: &mut [T], s: T) {
     let m = u3(u);

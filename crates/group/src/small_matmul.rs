@@ -1,7 +1,7 @@
 //! Batched products with one tiny `d x d` matrix per row: the hot path of every `rho(U)`.
 //!
 //! candle's batched `matmul` pays a fixed cost per batch entry that dominates when each entry is
-//! a 3 x 3 matrix times a few dozen columns (100k rows took ~270 ms, see the `rho` bench). These
+//! a 3 x 3 matrix times a few dozen columns (see the `rho` bench). These
 //! three CPU kernels do the same work in one rayon loop. Their gradients are expressed in terms
 //! of each other, so autograd works to any order (forces need grad-of-grad):
 //!

@@ -10,9 +10,9 @@ use tf_frames::FrameBuilder;
 use tf_graphs::knn_graph;
 use tf_mp::{AttentionConv, AttentionConvConfig, GraphContext, Layer};
 
-use crate::blocks::{frame_builder, messages, prologue, read_out, reps, Head, InputEmbedding};
+use crate::blocks::{prologue, read_out, reps, Head, InputEmbedding};
 use crate::config::AttentionConfig;
-use crate::model::{Batch, Prediction};
+use crate::io::{Batch, Prediction};
 
 /// The attention model; weights under `frames`, `embed`, `layer.{i}`, `head`.
 #[derive(Debug)]
@@ -29,8 +29,8 @@ impl AttentionModel {
     /// Builds the model.
     pub fn new(cfg: AttentionConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d;
-        let frames = frame_builder(&cfg.frames, d, vb.pp("frames"))?;
-        let input = InputEmbedding::new(&cfg.in_reps, d)?;
+        let frames = cfg.frames.builder(d, vb.pp("frames"))?;
+        let input = InputEmbedding::new(reps("in_reps", &cfg.in_reps)?, d)?;
         let hidden = reps("reps", &cfg.reps)?;
         let embed = candle_nn::linear(input.reps().dim(d), hidden.dim(d), vb.pp("embed"))?;
         let head_dim = (cfg.n_rbf.max(8) / cfg.heads.max(1)).max(4);
@@ -41,7 +41,7 @@ impl AttentionModel {
                     reps: hidden.clone(),
                     heads: cfg.heads,
                     head_dim,
-                    messages: messages(cfg.messages),
+                    messages: cfg.messages,
                 };
                 AttentionConv::new(c, vb.pp(format!("layer.{i}")))
             })

@@ -1,19 +1,14 @@
-//! Building blocks shared by the models: MLPs, radial bases, frame builders from configuration,
-//! input embedding, the PointNet conv, and the output heads.
+//! Building blocks shared by the models: MLPs, radial bases, the input embedding, the PointNet conv, and the output heads.
 
 use candle_core::{bail, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use tf_frames::{
-    FrameBuilder, IdentityFrames, LearnedFrames, LearnedFramesConfig, NearestFrames, PcaFrames,
-    RandomFrames, RandomGlobalFrames,
-};
-use tf_frames::{FrameInput, LocalFrames};
+use tf_frames::{FrameBuilder, FrameInput, LocalFrames};
 use tf_graphs::{knn_graph, scatter_max, segments};
 use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
-use crate::config::{FrameChoice, FrameConfig, HeadConfig, MessageChoice};
-use crate::model::Batch;
+use crate::config::HeadConfig;
+use crate::io::Batch;
 
 /// Parses a rep string from a configuration, naming the field on error.
 pub(crate) fn reps(field: &str, s: &str) -> Result<TensorReps> {
@@ -22,34 +17,6 @@ pub(crate) fn reps(field: &str, s: &str) -> Result<TensorReps> {
     }
     s.parse()
         .map_err(|e| candle_core::Error::Msg(format!("config field {field}: {e}")))
-}
-
-/// Tensorial or scalar, as the message passing crate spells it.
-pub(crate) fn messages(m: MessageChoice) -> Messages {
-    match m {
-        MessageChoice::Tensorial => Messages::Tensorial,
-        MessageChoice::Scalar => Messages::Scalar,
-    }
-}
-
-/// The configured frame builder; learned frames keep their weights under `vb`.
-pub(crate) fn frame_builder(
-    cfg: &FrameConfig,
-    d: usize,
-    vb: VarBuilder,
-) -> Result<Box<dyn FrameBuilder>> {
-    Ok(match cfg.kind {
-        FrameChoice::Learned => {
-            let mut lc = LearnedFramesConfig::new(d, cfg.cutoff);
-            lc.hidden = cfg.hidden;
-            Box::new(LearnedFrames::new(lc, vb)?)
-        }
-        FrameChoice::Pca => Box::new(PcaFrames::default()),
-        FrameChoice::Nearest => Box::new(NearestFrames::default()),
-        FrameChoice::Random => Box::new(RandomFrames::new(cfg.seed)),
-        FrameChoice::RandomGlobal => Box::new(RandomGlobalFrames::new(cfg.seed)),
-        FrameChoice::Identity => Box::new(IdentityFrames),
-    })
 }
 
 /// `Linear -> SiLU -> Linear`: any MLP is allowed on local (invariant) features.
@@ -93,8 +60,7 @@ pub(crate) struct InputEmbedding {
 }
 
 impl InputEmbedding {
-    pub(crate) fn new(in_reps: &str, d: usize) -> Result<Self> {
-        let reps = reps("in_reps", in_reps)?;
+    pub(crate) fn new(reps: TensorReps, d: usize) -> Result<Self> {
         if reps.is_empty() {
             return Ok(Self {
                 reps: TensorReps::scalars(1),

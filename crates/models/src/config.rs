@@ -1,40 +1,10 @@
-//! Model configurations: serde structs loadable with figment (defaults <- TOML file <- `TF_MODEL_`
-//! environment variables), with named presets for the paper's rows.
+//! Model configurations: serde structs, tagged by `model = "..."` in TOML, with the range
+//! checks serde cannot express. Named presets and the figment loader are in `presets.rs`.
 
-use std::path::Path;
-
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
-pub use tf_frames::{InputFeatures, PcaOrientation};
-
-/// Which frames a model predicts (method.md section 3; the last three are the paper's controls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FrameChoice {
-    /// The paper's learned frames.
-    Learned,
-    /// PCA of the neighbourhood with the equivariant sign rule.
-    Pca,
-    /// Gram-Schmidt of the nearest neighbour vectors.
-    Nearest,
-    /// Independent random O(d) frames per node, redrawn every pass (control).
-    Random,
-    /// One random O(d) frame per shape, redrawn every pass: data augmentation (control).
-    RandomGlobal,
-    /// Identity frames: the plain, non-equivariant network (control).
-    Identity,
-}
-
-/// Tensorial messages (features transported between frames) or scalar ones (no transport).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MessageChoice {
-    /// `rho(R_i R_j^T)` transport.
-    Tensorial,
-    /// Features used in the sender's frame.
-    Scalar,
-}
+use tf_frames::FrameConfig;
+use tf_mp::Messages;
+use tf_normals::InputFeatures;
 
 /// What the model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,21 +22,6 @@ pub enum HeadConfig {
         /// Number of classes.
         classes: usize,
     },
-}
-
-/// How frames are predicted at the input points.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FrameConfig {
-    /// Builder.
-    pub kind: FrameChoice,
-    /// Neighbours (kNN) the frames are predicted from.
-    pub k: usize,
-    /// Envelope cutoff of learned frames.
-    pub cutoff: f64,
-    /// Hidden width of the learned-frame MLP.
-    pub hidden: usize,
-    /// Seed of the random controls.
-    pub seed: u64,
 }
 
 /// One set abstraction level: FPS centres, radius neighbourhoods, PointNet conv, max.
@@ -95,7 +50,7 @@ pub struct FeaturePropagationConfig {
     pub hidden: usize,
 }
 
-/// TF-PointNet++ (method.md section 5).
+/// TF-PointNet++ (docs/method.md, section 5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointNet2Config {
     /// Dimension `d`.
@@ -103,7 +58,7 @@ pub struct PointNet2Config {
     /// Frames.
     pub frames: FrameConfig,
     /// Tensorial or scalar messages.
-    pub messages: MessageChoice,
+    pub messages: Messages,
     /// Refine the frames after the first set abstraction.
     pub refine: bool,
     /// Global input features per point (a rep string) or empty for none.
@@ -135,7 +90,7 @@ pub struct DgcnnConfig {
     /// Frames.
     pub frames: FrameConfig,
     /// Tensorial or scalar messages.
-    pub messages: MessageChoice,
+    pub messages: Messages,
     /// Global input features per point, or empty.
     pub in_reps: String,
     /// Neighbours of the EdgeConv graph.
@@ -157,7 +112,7 @@ pub struct AttentionConfig {
     /// Frames.
     pub frames: FrameConfig,
     /// Tensorial or scalar messages.
-    pub messages: MessageChoice,
+    pub messages: Messages,
     /// Global input features per point, or empty.
     pub in_reps: String,
     /// Neighbours of the attention graph.
@@ -205,226 +160,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Names accepted by [`ModelConfig::preset`].
-pub const PRESETS: &[&str] = &[
-    "pointnet2-normals",
-    "pointnet2-normals-refined",
-    "pointnet2-normals-pca",
-    "pointnet2-normals-pca-multiscale",
-    "pointnet2-normals-pca-winding",
-    "pointnet2-normals-pca-winding-coarse",
-    "pointnet2-normals-pca-winding-confidence",
-    "pointnet2-normals-pca-winding-offset",
-    "pointnet2-normals-pca-visibility",
-    "pointnet2-normals-pca-visibility-confident",
-    "pointnet2-normals-pca-winding-visibility-score",
-    "pointnet2-normals-scalar",
-    "pointnet2-normals-random-frames",
-    "pointnet2-normals-augmentation",
-    "pointnet2-normals-plain",
-    "pointnet2-segmentation",
-    "pointnet2-classification",
-    "dgcnn-normals",
-    "dgcnn-classification",
-    "attention-normals",
-];
-
-fn frames(kind: FrameChoice) -> FrameConfig {
-    FrameConfig {
-        kind,
-        k: 16,
-        cutoff: 0.3,
-        hidden: 32,
-        seed: 0,
-    }
-}
-
-/// The default TF-PointNet++ for unit-scale shapes of ~1k points: two set abstraction levels.
-fn pointnet2(d: usize, head: HeadConfig) -> PointNet2Config {
-    PointNet2Config {
-        d,
-        frames: frames(FrameChoice::Learned),
-        messages: MessageChoice::Tensorial,
-        refine: false,
-        in_reps: String::new(),
-        input: InputFeatures::None,
-        n_rbf: 8,
-        sa: vec![
-            SetAbstractionConfig {
-                ratio: 0.25,
-                radius: 0.2,
-                max_neighbors: 24,
-                reps: "16x0n+8x1n+2x2n".into(),
-                hidden: 64,
-            },
-            SetAbstractionConfig {
-                ratio: 0.25,
-                radius: 0.4,
-                max_neighbors: 24,
-                reps: "32x0n+8x1n+2x2n".into(),
-                hidden: 64,
-            },
-        ],
-        global_reps: "64x0n+8x1n".into(),
-        global_hidden: 64,
-        fp: vec![
-            FeaturePropagationConfig {
-                k: 1,
-                reps: "32x0n+8x1n+2x2n".into(),
-                hidden: 64,
-            },
-            FeaturePropagationConfig {
-                k: 3,
-                reps: "32x0n+8x1n".into(),
-                hidden: 64,
-            },
-            FeaturePropagationConfig {
-                k: 3,
-                reps: "16x0n+8x1n".into(),
-                hidden: 64,
-            },
-        ],
-        head,
-    }
-}
-
 impl ModelConfig {
-    /// A named preset in dimension `d` (the paper's rows are the `pointnet2-normals*` family).
-    pub fn preset(name: &str, d: usize) -> Result<Self, ConfigError> {
-        let normals = HeadConfig::Normals;
-        let with = |f: &dyn Fn(&mut PointNet2Config)| {
-            let mut c = pointnet2(d, normals);
-            f(&mut c);
-            ModelConfig::Pointnet2(c)
-        };
-        // PCA inputs at k = 8, 16 and 32, signed by `orient`, with the optional scalars
-        // (confidence, offset, visibility score).
-        let multiscale = |orient, confidence, offset, visibility| {
-            with(&|c| {
-                c.input = InputFeatures::PcaNormal {
-                    k: 8,
-                    scales: 3,
-                    orient,
-                    confidence,
-                    offset,
-                    visibility,
-                }
-            })
-        };
-        Ok(match name {
-            "pointnet2-normals" => with(&|_| {}),
-            "pointnet2-normals-refined" => with(&|c| c.refine = true),
-            "pointnet2-normals-pca" => with(&|c| c.input = InputFeatures::pca(16)),
-            "pointnet2-normals-pca-multiscale" => {
-                multiscale(PcaOrientation::Centroid, false, false, false)
-            }
-            // The first PCA normal signed by the cloud's winding number (the bundled normal
-            // estimator's second stage).
-            "pointnet2-normals-pca-winding" => {
-                multiscale(PcaOrientation::Winding, false, false, false)
-            }
-            // The same, signed coarse to fine (the bundled normal estimator's third stage).
-            "pointnet2-normals-pca-winding-coarse" => {
-                multiscale(PcaOrientation::WindingCoarse, false, false, false)
-            }
-            // The same, told how confidently the winding vote signed each point.
-            "pointnet2-normals-pca-winding-confidence" => {
-                multiscale(PcaOrientation::WindingCoarse, true, false, false)
-            }
-            // The same, told which side of each neighbourhood every point sits on.
-            "pointnet2-normals-pca-winding-offset" => {
-                multiscale(PcaOrientation::WindingCoarse, false, true, false)
-            }
-            // The same, signed where the two sides of the surface see out differently.
-            "pointnet2-normals-pca-visibility" => {
-                multiscale(PcaOrientation::Visibility, false, false, false)
-            }
-            // The same, but the rays overrule the winding sign only where they are confident
-            // (the bundled normal estimator's input).
-            "pointnet2-normals-pca-visibility-confident" => {
-                multiscale(PcaOrientation::VisibilityConfident, false, false, false)
-            }
-            // Winding-signed, told what the rays say about each sign.
-            "pointnet2-normals-pca-winding-visibility-score" => {
-                multiscale(PcaOrientation::WindingCoarse, false, false, true)
-            }
-            "pointnet2-normals-scalar" => with(&|c| c.messages = MessageChoice::Scalar),
-            "pointnet2-normals-random-frames" => with(&|c| c.frames.kind = FrameChoice::Random),
-            "pointnet2-normals-augmentation" => with(&|c| {
-                c.frames.kind = FrameChoice::RandomGlobal;
-                c.messages = MessageChoice::Scalar;
-            }),
-            "pointnet2-normals-plain" => with(&|c| {
-                c.frames.kind = FrameChoice::Identity;
-                c.messages = MessageChoice::Scalar;
-            }),
-            "pointnet2-segmentation" => {
-                ModelConfig::Pointnet2(pointnet2(d, HeadConfig::Segmentation { classes: 4 }))
-            }
-            "pointnet2-classification" => {
-                ModelConfig::Pointnet2(pointnet2(d, HeadConfig::Classification { classes: 10 }))
-            }
-            "dgcnn-normals" | "dgcnn-classification" => ModelConfig::Dgcnn(DgcnnConfig {
-                d,
-                frames: frames(FrameChoice::Learned),
-                messages: MessageChoice::Tensorial,
-                in_reps: String::new(),
-                k: 16,
-                layers: vec![
-                    "16x0n+8x1n+2x2n".into(),
-                    "16x0n+8x1n+2x2n".into(),
-                    "32x0n+8x1n".into(),
-                ],
-                hidden: 64,
-                head: if name == "dgcnn-normals" {
-                    normals
-                } else {
-                    HeadConfig::Classification { classes: 10 }
-                },
-            }),
-            "attention-normals" => ModelConfig::Attention(AttentionConfig {
-                d,
-                frames: frames(FrameChoice::Learned),
-                messages: MessageChoice::Tensorial,
-                in_reps: String::new(),
-                k: 16,
-                reps: "16x0n+8x1n+2x2n".into(),
-                layers: 2,
-                heads: 4,
-                n_rbf: 8,
-                head: normals,
-            }),
-            _ => {
-                return Err(ConfigError::UnknownPreset {
-                    name: name.into(),
-                    known: PRESETS.join(", "),
-                })
-            }
-        })
-    }
-
-    /// `preset` <- TOML file (if any) <- `TF_MODEL_*` environment variables (nested keys with
-    /// `__`, e.g. `TF_MODEL_FRAMES__KIND=pca`), then validated.
-    pub fn load(preset: &str, d: usize, file: Option<&Path>) -> Result<Self, ConfigError> {
-        let base = Self::preset(preset, d)?;
-        let mut fig = Figment::from(Serialized::defaults(base));
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
-            }
-            fig = fig.merge(Toml::file(path));
-        }
-        let cfg: ModelConfig = fig
-            .merge(Env::prefixed("TF_MODEL_").split("__"))
-            .extract()
-            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Range checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));

@@ -12,9 +12,9 @@ use tf_frames::FrameBuilder;
 use tf_graphs::knn_graph;
 use tf_mp::{EdgeConv, EdgeConvConfig, GraphContext, Layer};
 
-use crate::blocks::{frame_builder, messages, prologue, read_out, reps, Head, InputEmbedding};
+use crate::blocks::{prologue, read_out, reps, Head, InputEmbedding};
 use crate::config::DgcnnConfig;
-use crate::model::{Batch, Prediction};
+use crate::io::{Batch, Prediction};
 
 /// DGCNN; weights under `frames`, `conv.{i}`, `head`.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ impl Dgcnn {
     /// Builds the model.
     pub fn new(cfg: DgcnnConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d;
-        let frames = frame_builder(&cfg.frames, d, vb.pp("frames"))?;
-        let input = InputEmbedding::new(&cfg.in_reps, d)?;
+        let frames = cfg.frames.builder(d, vb.pp("frames"))?;
+        let input = InputEmbedding::new(reps("in_reps", &cfg.in_reps)?, d)?;
         let mut cur = input.reps().clone();
         let mut convs = Vec::new();
         let mut total = 0;
@@ -43,7 +43,7 @@ impl Dgcnn {
                 in_reps: cur.clone(),
                 out_reps: out.clone(),
                 hidden: cfg.hidden,
-                messages: messages(cfg.messages),
+                messages: cfg.messages,
             };
             convs.push(EdgeConv::new(c, vb.pp(format!("conv.{i}")))?);
             cur = out;

@@ -3,8 +3,8 @@
 //! controls (scalar messages, random frames, one random frame per shape = augmentation,
 //! identity frames = the plain network) by configuration alone.
 //!
-//! - [`ModelConfig`]: serde configurations, named presets ([`PRESETS`]) for the paper's rows,
-//!   loaded with figment: preset <- TOML file <- `TF_MODEL_*` environment variables.
+//! - [`ModelConfig`]: serde configurations, one table of named presets ([`PRESETS`]) for the
+//!   paper's rows, loaded with figment: preset <- TOML file <- `TF_MODEL_*` environment variables.
 //! - [`Model`]: build, run on a [`Batch`], count parameters and the frame network's overhead,
 //!   save/load safetensors whose keys mirror the module tree (`sa.0.0.weight`, `frames.phi.0.bias`).
 //! - Computed input features ([`InputFeatures`], [`compute_features`]): a model may declare a
@@ -36,15 +36,24 @@ mod attention;
 mod blocks;
 mod config;
 mod dgcnn;
+mod init;
+mod io;
 mod model;
 mod pointnet2;
+mod presets;
 
 pub use attention::AttentionModel;
 pub use config::{
-    AttentionConfig, ConfigError, DgcnnConfig, FeaturePropagationConfig, FrameChoice, FrameConfig,
-    HeadConfig, InputFeatures, MessageChoice, ModelConfig, PcaOrientation, PointNet2Config,
-    SetAbstractionConfig, PRESETS,
+    AttentionConfig, ConfigError, DgcnnConfig, FeaturePropagationConfig, HeadConfig, ModelConfig,
+    PointNet2Config, SetAbstractionConfig,
 };
 pub use dgcnn::Dgcnn;
-pub use model::{compute_features, Batch, Model, Prediction};
+pub use io::{compute_features, Batch, Prediction};
+pub use model::Model;
 pub use pointnet2::PointNet2;
+pub use presets::{preset_names, Preset, PRESETS};
+// The configuration vocabulary of the crates below, so a configuration can be written with
+// this crate alone.
+pub use tf_frames::{FrameChoice, FrameConfig};
+pub use tf_mp::Messages;
+pub use tf_normals::{InputFeatures, PcaOrientation};

@@ -1,14 +1,17 @@
-//! The model type users hold: any configured model, its inputs and outputs, parameter counts,
-//! and safetensors persistence.
+//! The model type users hold: any configured model behind one dispatcher, its parameter
+//! counts, and safetensors persistence.
 
 use std::path::Path;
 
 use candle_core::{bail, DType, Device, Result, Tensor};
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
+use tf_frames::FrameChoice;
 
 use crate::attention::AttentionModel;
-use crate::config::{FrameChoice, HeadConfig, InputFeatures, ModelConfig, PointNet2Config};
+use crate::config::{HeadConfig, ModelConfig, PointNet2Config};
 use crate::dgcnn::Dgcnn;
+use crate::init::SeededInit;
+use crate::io::{Batch, Prediction};
 use crate::pointnet2::PointNet2;
 
 /// The number of leading invariant scalars of a rep (its first term, if `Kx0n`) and the
@@ -18,66 +21,6 @@ fn leading_scalars(r: &tf_group::TensorReps) -> (usize, &[tf_group::RepTerm]) {
         [t, rest @ ..] if t.order == 0 && t.parity == tf_group::Parity::Normal => (t.mul, rest),
         all => (0, all),
     }
-}
-
-/// One batch of point clouds: the graphs stacked, PyG style.
-///
-/// # Shapes
-/// `pos (N, d)`; `batch (N,)` sorted graph ids (`None`: one graph); `features (N, in_dim)` global.
-#[derive(Debug, Clone, Copy)]
-pub struct Batch<'a> {
-    /// Positions.
-    pub pos: &'a Tensor,
-    /// Graph id per point.
-    pub batch: Option<&'a Tensor>,
-    /// Global input features per point, if the model takes any.
-    pub features: Option<&'a Tensor>,
-}
-
-impl Batch<'_> {
-    /// The batch vector, or zeros for a single graph.
-    pub fn batch_or_zeros(&self) -> Result<Tensor> {
-        match self.batch {
-            Some(b) => b.to_dtype(DType::U32),
-            None => Tensor::zeros(self.pos.dims()[0], DType::U32, self.pos.device()),
-        }
-    }
-}
-
-/// The features `spec` of every cloud of a batch, computed per graph from its points, as
-/// `Batch::features` takes them (`None` for no features). The features are computed in f64
-/// and returned in the positions' dtype.
-pub fn compute_features(
-    spec: InputFeatures,
-    pos: &Tensor,
-    batch: Option<&Tensor>,
-) -> Result<Option<Tensor>> {
-    if !spec.is_some() {
-        return Ok(None);
-    }
-    let (n, d) = pos.dims2()?;
-    let host = pos.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let mut out = vec![0.0; n * spec.dim(d)];
-    let w = spec.dim(d);
-    for seg in tf_graphs::segments(batch, n)? {
-        if seg.is_empty() {
-            continue;
-        }
-        let f = spec.compute(&host[seg.start * d..seg.end * d], d)?;
-        out[seg.start * w..seg.end * w].copy_from_slice(&f);
-    }
-    Tensor::from_vec(out, (n, w), pos.device())?
-        .to_dtype(pos.dtype())
-        .map(Some)
-}
-
-/// What a model returns.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    /// Normals `(N, d)` in global coordinates, or logits `(N, classes)` / `(G, classes)`.
-    pub values: Tensor,
-    /// Input points whose frames needed the degenerate-neighbourhood fallback.
-    pub degenerate_frames: usize,
 }
 
 #[derive(Debug)]
@@ -251,11 +194,7 @@ impl Model {
             bail!("the checkpoint's model differs from this one in more than its input features");
         }
         let d = new.d;
-        let parse = |f: InputFeatures| {
-            tf_group::TensorReps::parse(&f.reps())
-                .map_err(|e| candle_core::Error::Msg(format!("input features: {e}")))
-        };
-        let (a, b) = (parse(old.input)?, parse(new.input)?);
+        let (a, b) = (old.input.reps(), new.input.reps());
         let (sa, rest_a) = leading_scalars(&a);
         let (sb, rest_b) = leading_scalars(&b);
         if sb <= sa || rest_a != rest_b {
@@ -330,98 +269,5 @@ impl Model {
             kind,
             FrameChoice::Learned | FrameChoice::Pca | FrameChoice::Nearest
         )
-    }
-}
-
-/// A `VarMap` backend that initialises each new variable from a ChaCha stream keyed by the
-/// model seed and the variable's name, following candle's `Init` hints exactly.
-struct SeededInit {
-    map: VarMap,
-    seed: u64,
-}
-
-impl SeededInit {
-    fn draw(&self, shape: &candle_core::Shape, name: &str, init: Init) -> Vec<f64> {
-        use rand::{Rng, SeedableRng};
-        use rand_distr::{Distribution, StandardNormal};
-        // FNV-1a of the name: stable across runs and platforms.
-        let key = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ key);
-        let n = shape.elem_count();
-        let normal = |rng: &mut rand_chacha::ChaCha8Rng, mean: f64, std: f64| -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let e: f64 = StandardNormal.sample(rng);
-                    mean + std * e
-                })
-                .collect()
-        };
-        let uniform = |rng: &mut rand_chacha::ChaCha8Rng, lo: f64, up: f64| -> Vec<f64> {
-            (0..n)
-                .map(|_| lo + (up - lo) * rng.random::<f64>())
-                .collect()
-        };
-        match init {
-            Init::Const(c) => vec![c; n],
-            Init::Randn { mean, stdev } => normal(&mut rng, mean, stdev),
-            Init::Uniform { lo, up } => uniform(&mut rng, lo, up),
-            Init::Kaiming {
-                dist,
-                fan,
-                non_linearity,
-            } => {
-                let std = non_linearity.gain() / (fan.for_shape(shape) as f64).sqrt();
-                match dist {
-                    candle_nn::init::NormalOrUniform::Uniform => {
-                        let b = 3f64.sqrt() * std;
-                        uniform(&mut rng, -b, b)
-                    }
-                    candle_nn::init::NormalOrUniform::Normal => normal(&mut rng, 0.0, std),
-                }
-            }
-        }
-    }
-}
-
-impl candle_nn::var_builder::SimpleBackend for SeededInit {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Tensor> {
-        let mut data = self
-            .map
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
-        if let Some(var) = data.get(name) {
-            if var.shape() != &s {
-                bail!("shape mismatch on {name}: {s:?} <> {:?}", var.shape());
-            }
-            return Ok(var.as_tensor().clone());
-        }
-        let values = self.draw(&s, name, h);
-        let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
-        let var = candle_core::Var::from_tensor(&t)?;
-        let out = var.as_tensor().clone();
-        data.insert(name.to_string(), var);
-        Ok(out)
-    }
-
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
-        bail!("{name}: a model's weights are created with their shapes, not looked up")
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.map
-            .data()
-            .lock()
-            .map(|d| d.contains_key(name))
-            .unwrap_or(false)
     }
 }

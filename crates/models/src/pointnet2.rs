@@ -1,4 +1,4 @@
-//! TF-PointNet++ (method.md section 5), generic in d.
+//! TF-PointNet++ (docs/method.md, section 5), generic in d.
 //!
 //! - frames are predicted at the input points (kNN graph) and inherited by sampled centres;
 //!   optionally refined after the first set abstraction;
@@ -28,11 +28,9 @@ use tf_graphs::{
 use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
-use crate::blocks::{
-    frame_builder, messages, prologue, reps, Head, InputEmbedding, Mlp, PointConv,
-};
+use crate::blocks::{prologue, reps, Head, InputEmbedding, Mlp, PointConv};
 use crate::config::{HeadConfig, PointNet2Config};
-use crate::model::{Batch, Prediction};
+use crate::io::{Batch, Prediction};
 
 #[derive(Debug, Clone)]
 struct SetAbstraction {
@@ -76,14 +74,14 @@ impl PointNet2 {
     /// Builds the model from its configuration.
     pub fn new(cfg: PointNet2Config, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d;
-        let msgs = messages(cfg.messages);
-        let frames = frame_builder(&cfg.frames, d, vb.pp("frames"))?;
+        let msgs = cfg.messages;
+        let frames = cfg.frames.builder(d, vb.pp("frames"))?;
         let in_reps = if cfg.input.is_some() {
             cfg.input.reps()
         } else {
-            cfg.in_reps.clone()
+            reps("in_reps", &cfg.in_reps)?
         };
-        let input = InputEmbedding::new(&in_reps, d)?;
+        let input = InputEmbedding::new(in_reps, d)?;
         let mut level_reps = vec![input.reps().clone()];
         let mut sa = Vec::new();
         for (i, s) in cfg.sa.iter().enumerate() {

@@ -6,7 +6,9 @@
 use candle_core::{DType, Device, Tensor};
 use proptest::prelude::*;
 use tf_group::TensorReps;
-use tf_models::{compute_features, Batch, HeadConfig, Model, ModelConfig, PRESETS};
+use tf_models::{
+    compute_features, Batch, HeadConfig, InputFeatures, Model, ModelConfig, PcaOrientation, PRESETS,
+};
 use tf_testing::strategies::{self, PointCloud};
 use tf_testing::{
     config, equivariance_error, prop_assert_equivariant, reseed_varmap, Declared, Kind, Transform,
@@ -14,13 +16,44 @@ use tf_testing::{
 
 const TOL: f64 = 1e-9;
 
+/// A preset, or `pointnet2-normals` with one of the input-feature variants the bundled normal
+/// estimator was trained with or tried (its `configs/normals-real*.toml` files), named
+/// `pointnet2-normals-<variant>`.
+fn model_config(name: &str, d: usize) -> ModelConfig {
+    use PcaOrientation::*;
+    let variant = |orient, confidence, offset, visibility| {
+        let mut input = InputFeatures::multiscale(orient);
+        if let InputFeatures::PcaNormal {
+            confidence: c,
+            offset: o,
+            visibility: v,
+            ..
+        } = &mut input
+        {
+            (*c, *o, *v) = (confidence, offset, visibility);
+        }
+        input
+    };
+    let input = match name.strip_prefix("pointnet2-normals-") {
+        Some("pca-multiscale") => variant(Centroid, false, false, false),
+        Some("pca-winding") => variant(Winding, false, false, false),
+        Some("pca-winding-coarse") => variant(WindingCoarse, false, false, false),
+        Some("pca-winding-confidence") => variant(WindingCoarse, true, false, false),
+        Some("pca-winding-offset") => variant(WindingCoarse, false, true, false),
+        Some("pca-visibility") => variant(Visibility, false, false, false),
+        Some("pca-visibility-confident") => variant(VisibilityConfident, false, false, false),
+        Some("pca-winding-visibility-score") => variant(WindingCoarse, false, false, true),
+        _ => return ModelConfig::preset(name, d).unwrap(),
+    };
+    let mut c = ModelConfig::preset("pointnet2-normals", d).unwrap();
+    if let ModelConfig::Pointnet2(p) = &mut c {
+        p.input = input;
+    }
+    c
+}
+
 fn model(preset: &str, d: usize, seed: u64) -> Model {
-    let m = Model::new(
-        ModelConfig::preset(preset, d).unwrap(),
-        DType::F64,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let m = Model::new(model_config(preset, d), DType::F64, &Device::Cpu).unwrap();
     reseed_varmap(m.varmap(), seed, 0.3).unwrap();
     m
 }
@@ -135,7 +168,7 @@ fn identity_frames_are_detected() {
     // The PCA-refining model with identity frames: its inputs are equivariant, the network
     // acting on them in global coordinates is not.
     let identity = |preset: &str| {
-        let mut c = ModelConfig::preset(preset, 3).unwrap();
+        let mut c = model_config(preset, 3);
         c.frames_mut().kind = tf_models::FrameChoice::Identity;
         let m = Model::new(c, DType::F64, &Device::Cpu).unwrap();
         reseed_varmap(m.varmap(), 1, 0.3).unwrap();
@@ -180,8 +213,8 @@ fn identity_frames_are_detected() {
 #[test]
 fn every_preset_builds_runs_and_reports_parameters() {
     let (pos, batch) = shapes(3, 48, 3);
-    for &p in PRESETS {
-        let m = Model::new(ModelConfig::preset(p, 3).unwrap(), DType::F32, &Device::Cpu).unwrap();
+    for p in PRESETS.iter().map(|p| p.name) {
+        let m = Model::new(model_config(p, 3), DType::F32, &Device::Cpu).unwrap();
         let pos = pos.to_dtype(DType::F32).unwrap();
         let out = m
             .forward(&Batch {
@@ -467,12 +500,7 @@ fn an_untrained_refining_head_returns_the_estimate() {
         ("pointnet2-normals-pca", 1),
         ("pointnet2-normals-pca-multiscale", 3),
     ] {
-        let m = Model::new(
-            ModelConfig::preset(preset, 3).unwrap(),
-            DType::F64,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let m = Model::new(model_config(preset, 3), DType::F64, &Device::Cpu).unwrap();
         let (pos, batch) = shapes(3, 64, 2);
         let f = features(&m, &pos, &batch).unwrap();
         let out = m

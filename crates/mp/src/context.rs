@@ -26,7 +26,9 @@ use tf_group::RepAction;
 
 /// Whether messages carry tensors (the paper's method) or treat local features as scalars (the
 /// paper's ablation: no transport between frames).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// In configurations: `"tensorial"` or `"scalar"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Messages {
     /// Sender features are transported into the receiver's frame with `rho(R_i R_j^T)`.
     #[default]

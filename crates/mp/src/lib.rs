@@ -2,7 +2,7 @@
 //!
 //! A layer `f_i' = psi(f_i, AGG_j phi(f_i, f_j, e_ji, x_j - x_i))` becomes equivariant when phi
 //! and psi receive, instead of the raw inputs, `f_i`, `rho(R_i R_j^T) f_j`, `rho_e(R_i) e_ji` and
-//! `R_i (x_j - x_i)` (method.md section 4). Everything they see is then invariant, so they may be
+//! `R_i (x_j - x_i)` (docs/method.md, section 4). Everything they see is then invariant, so they may be
 //! any network. [`GraphContext`] hands a layer exactly these inputs, declared by the method it
 //! calls (local, global or invariant); the rest is plain candle code.
 //!

@@ -8,24 +8,11 @@
 use candle_core::{bail, DType, Device, Result};
 use candle_nn::{VarBuilder, VarMap};
 use serde::Serialize;
-use tf_frames::{
-    FrameBuilder, IdentityFrames, LearnedFrames, LearnedFramesConfig, NearestFrames, PcaFrames,
-    RandomFrames, RandomGlobalFrames,
-};
+use tf_frames::{FrameChoice, FrameConfig};
 use tf_group::TensorReps;
 use tf_mp::{LayerNet, LAYER_NAMES};
 use tf_testing::strategies::{features, PointCloud};
 use tf_testing::{equivariance_error, reseed_varmap, Declared, Kind, Transform};
-
-/// Frame builders selectable by name.
-pub const FRAME_NAMES: &[&str] = &[
-    "learned",
-    "pca",
-    "nearest",
-    "identity",
-    "random",
-    "random-global",
-];
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -40,8 +27,8 @@ pub struct EquivarianceRequest {
     pub dtype: DType,
     /// Seed of clouds, weights and transforms.
     pub seed: u64,
-    /// A name from [`FRAME_NAMES`].
-    pub frames: String,
+    /// The frame builder.
+    pub frames: FrameChoice,
     /// Points per cloud.
     pub points: usize,
     /// Global input rep.
@@ -62,7 +49,7 @@ impl EquivarianceRequest {
             trials: 4,
             dtype: DType::F64,
             seed: 0,
-            frames: "learned".into(),
+            frames: FrameChoice::Learned,
             points: 64,
             in_reps: "4x0n+2x1n+1x1p+1x2n".parse().expect("valid default reps"),
             hidden_reps: "4x0n+2x1n+1x1p+1x2n".parse().expect("valid default reps"),
@@ -100,30 +87,15 @@ pub struct EquivarianceResult {
     pub out_reps: String,
 }
 
-/// A frame builder by name.
-pub fn frame_builder(
-    name: &str,
-    d: usize,
-    seed: u64,
-    vb: VarBuilder,
-) -> Result<Box<dyn FrameBuilder>> {
-    Ok(match name {
-        // The cutoff spans the diagonal of [-1, 1]^d, so every kNN neighbour contributes to the
-        // learned vectors, however sparse the cloud is in high d.
-        "learned" => Box::new(LearnedFrames::new(
-            LearnedFramesConfig::new(d, 2.0 * (d as f64).sqrt()),
-            vb,
-        )?),
-        "pca" => Box::new(PcaFrames::default()),
-        "nearest" => Box::new(NearestFrames::default()),
-        "identity" => Box::new(IdentityFrames),
-        "random" => Box::new(RandomFrames::new(seed)),
-        "random-global" => Box::new(RandomGlobalFrames::new(seed)),
-        _ => bail!(
-            "unknown frames {name:?}; known frames: {}",
-            FRAME_NAMES.join(", ")
-        ),
-    })
+/// The frames of a measurement in dimension `d`. The learned frames' cutoff spans the diagonal
+/// of `[-1, 1]^d`, so every kNN neighbour contributes to the learned vectors, however sparse the
+/// cloud is in high d.
+fn frame_config(kind: FrameChoice, d: usize, seed: u64) -> FrameConfig {
+    FrameConfig {
+        cutoff: 2.0 * (d as f64).sqrt(),
+        seed,
+        ..FrameConfig::new(kind)
+    }
 }
 
 /// Runs the measurement described by `req`.
@@ -151,7 +123,7 @@ pub fn layer_equivariance(req: &EquivarianceRequest) -> Result<EquivarianceResul
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, req.dtype, &dev);
-    let frames = frame_builder(&req.frames, d, req.seed, vb.pp("frames"))?;
+    let frames = frame_config(req.frames, d, req.seed).builder(d, vb.pp("frames"))?;
     let k = (d + 3).min(req.points - 1);
     let net = LayerNet::new(
         d,
@@ -206,7 +178,7 @@ pub fn layer_equivariance(req: &EquivarianceRequest) -> Result<EquivarianceResul
         }
         .into(),
         trials: req.trials,
-        frames: req.frames.clone(),
+        frames: req.frames.to_string(),
         points: req.points,
         max_abs_error: max_abs,
         max_rel_error: max_rel,
@@ -220,7 +192,7 @@ pub fn layer_equivariance(req: &EquivarianceRequest) -> Result<EquivarianceResul
 /// Every built-in layer x dimension x frame builder: the table `just reproduce` writes today.
 pub fn equivariance_table(
     dims: &[usize],
-    frames: &[&str],
+    frames: &[FrameChoice],
     trials: usize,
     seed: u64,
 ) -> Result<Vec<EquivarianceResult>> {
@@ -229,7 +201,7 @@ pub fn equivariance_table(
         for &f in frames {
             for &d in dims {
                 let mut req = EquivarianceRequest::new(layer, d);
-                req.frames = f.to_string();
+                req.frames = f;
                 req.trials = trials;
                 req.seed = seed;
                 rows.push(layer_equivariance(&req)?);
@@ -293,22 +265,14 @@ pub fn model_equivariance(
     }
     let cfg =
         ModelConfig::preset(preset, dim).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let frames = format!(
-        "{:?}",
-        match &cfg {
-            ModelConfig::Pointnet2(c) => c.frames.kind,
-            ModelConfig::Dgcnn(c) => c.frames.kind,
-            ModelConfig::Attention(c) => c.frames.kind,
-        }
-    )
-    .to_lowercase();
+    let frames = cfg.frames().kind;
     let dev = Device::Cpu;
     let model = Model::new(cfg, dtype, &dev)?;
     reseed_varmap(model.varmap(), seed, 0.3)?;
     let cloud = |s: u64| -> Result<candle_core::Tensor> {
         PointCloud::uniform(dim, 2 * points, s).tensor(DType::F64, &dev)? * 0.5
     };
-    measure_model(&model, preset, &frames, trials, seed, points, &cloud)
+    measure_model(&model, preset, frames, trials, seed, points, &cloud)
 }
 
 /// The equivariance error of a trained model from a checkpoint (a run directory, checkpoint
@@ -328,7 +292,7 @@ pub fn checkpoint_equivariance(
     let model =
         tf_train::load_model(path, dtype).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let dim = model.config().d();
-    let frames = format!("{:?}", model.config().frames().kind).to_lowercase();
+    let frames = model.config().frames().kind;
     let dev = Device::Cpu;
     let cloud = |s: u64| -> Result<candle_core::Tensor> {
         let shapes: Vec<tf_datasets::Shape> = (0..2)
@@ -362,7 +326,7 @@ pub fn checkpoint_equivariance(
     measure_model(
         &model,
         &path.display().to_string(),
-        &frames,
+        frames,
         trials,
         seed,
         points,
@@ -373,7 +337,7 @@ pub fn checkpoint_equivariance(
 fn measure_model(
     model: &tf_models::Model,
     name: &str,
-    frames: &str,
+    frames: FrameChoice,
     trials: usize,
     seed: u64,
     points: usize,

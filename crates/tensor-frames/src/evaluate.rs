@@ -1,7 +1,6 @@
 //! The normal estimator against classical PCA on held-out real shapes under random O(3)
 //! transformations (`tensor-frames evaluate-normals`).
 
-use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -9,7 +8,9 @@ use tf_datasets::{ModelNetNormal, ShapeSource, Split};
 use tf_group::orthogonal::haar_orthogonal_host;
 use tf_models::Model;
 
-use crate::predict::{predict, Output, PredictOptions};
+use crate::predict::{predict, Output, PredictError, PredictOptions};
+
+type Result<T> = std::result::Result<T, PredictError>;
 
 /// Scores of one method on one dataset.
 #[derive(Debug, Clone, Serialize)]
@@ -131,7 +132,9 @@ pub fn evaluate_normals(
         split: which,
     } = *e;
     let Some(&k) = ks.first() else {
-        anyhow::bail!("evaluate-normals needs at least one PCA neighbour count");
+        return Err(PredictError::Input(
+            "evaluate-normals needs at least one PCA neighbour count".into(),
+        ));
     };
     let set = ModelNetNormal::open(root)?;
     let (from, picked): (Split, Vec<usize>) = match which {
@@ -150,7 +153,10 @@ pub fn evaluate_normals(
                 "validation shapes (every tenth training shape: at least 10 are needed)"
             }
         };
-        anyhow::bail!("{}: no {what} to score", root.display());
+        return Err(PredictError::Input(format!(
+            "{}: no {what} to score",
+            root.display()
+        )));
     }
     let ids: Vec<String> = {
         let entries = set.entries(from);
@@ -169,7 +175,7 @@ pub fn evaluate_normals(
     let (mut ours, mut ours_consensus, mut ours_winding, mut pca_winding, mut pca_sub) =
         (zero, zero, zero, zero, zero);
     let mut pca_visibility = zero;
-    let winding = tf_frames::WindingOrientation::default();
+    let winding = tf_normals::WindingOrientation::default();
     let mut pca = vec![zero; ks.len()];
     for (i, &index) in picked.iter().enumerate().take(n) {
         let shape = split.get(index)?;
@@ -213,21 +219,21 @@ pub fn evaluate_normals(
             )?;
             accumulate(&c, &nrm, d, &mut ours_consensus);
             let mut w = est;
-            tf_frames::orient_by_winding(&pts, &mut w, d, &winding)?;
+            tf_normals::orient_by_winding(&pts, &mut w, d, &winding)?;
             accumulate(&w, &nrm, d, &mut shape_winding);
             add(&mut ours_winding, shape_winding);
         }
         let mut shape_pca = zero;
         for (j, (&k, acc)) in ks.iter().zip(pca.iter_mut()).enumerate() {
-            let est = tf_frames::pca_normals(&pts, d, k)?;
+            let est = tf_normals::pca_normals(&pts, d, k)?;
             accumulate(&est, &nrm, d, acc);
             if j == 0 {
                 accumulate(&est, &nrm, d, &mut shape_pca);
                 let mut w = est.clone();
-                tf_frames::orient_by_winding(&pts, &mut w, d, &winding)?;
+                tf_normals::orient_by_winding(&pts, &mut w, d, &winding)?;
                 accumulate(&w, &nrm, d, &mut pca_winding);
                 let mut v = est;
-                tf_frames::orient_by_visibility(&pts, &mut v, d, &Default::default())?;
+                tf_normals::orient_by_visibility(&pts, &mut v, d, &Default::default())?;
                 accumulate(&v, &nrm, d, &mut pca_visibility);
             }
         }
@@ -266,7 +272,7 @@ pub fn evaluate_normals(
                 .iter()
                 .flat_map(|&i| pts[i * d..(i + 1) * d].to_vec())
                 .collect();
-            let e = tf_frames::pca_normals(&sub, d, k.min(idx.len().saturating_sub(1)))?;
+            let e = tf_normals::pca_normals(&sub, d, k.min(idx.len().saturating_sub(1)))?;
             for (j, &i) in idx.iter().enumerate() {
                 est[i * d..(i + 1) * d].copy_from_slice(&e[j * d..(j + 1) * d]);
             }
@@ -296,15 +302,15 @@ pub fn evaluate_normals(
                 } => {
                     let ks: Vec<String> = (0..scales).map(|s| (k << s).to_string()).collect();
                     let signed = match orient {
-                        tf_frames::PcaOrientation::Centroid => "",
-                        tf_frames::PcaOrientation::Winding => ", winding-oriented",
-                        tf_frames::PcaOrientation::WindingCoarse => {
+                        tf_normals::PcaOrientation::Centroid => "",
+                        tf_normals::PcaOrientation::Winding => ", winding-oriented",
+                        tf_normals::PcaOrientation::WindingCoarse => {
                             ", winding-oriented coarse to fine"
                         }
-                        tf_frames::PcaOrientation::Visibility => {
+                        tf_normals::PcaOrientation::Visibility => {
                             ", winding-oriented coarse to fine, then by visibility"
                         }
-                        tf_frames::PcaOrientation::VisibilityConfident => {
+                        tf_normals::PcaOrientation::VisibilityConfident => {
                             ", winding-oriented coarse to fine, then by confident visibility"
                         }
                     };
@@ -375,4 +381,50 @@ pub fn evaluate_normals(
         rows,
         shapes: per_shape,
     })
+}
+
+/// The Markdown table `tensor-frames evaluate-normals` writes: a header saying what was scored
+/// and how, one line per row, the wall time and command, and where the per-shape scores are.
+pub fn normals_markdown(
+    rows: &[NormalScores],
+    split: EvalSplit,
+    seconds: f64,
+    command: &str,
+    first_k: usize,
+    per_shape: &std::path::Path,
+) -> String {
+    let mut md = String::from(if split == EvalSplit::Validation {
+        "# Normal estimation on validation shapes: model vs PCA\n\n\
+         **Validation shapes** (every tenth training shape, the trainer's validation set; for \
+         choosing between models, not for reporting) of the offline real sets"
+    } else {
+        "# Normal estimation on held-out real shapes: bundled model vs PCA\n\n\
+         Test splits (split by shape) of the offline real sets"
+    });
+    md.push_str(
+        " (`just data-real`); every shape \
+         under its own Haar-random rotation or reflection, optionally with Gaussian position \
+         noise (relative to the unit ball). The model predicts at its training density (random \
+         groups of points, averaged over several groupings, see `tensor-frames predict`); a \
+         model that refines PCA normals gets them computed on all points and predicts \
+         `sum_s a_s(f) * estimate_s + correction`. PCA uses k nearest neighbours, on all points \
+         (at several k, so the baseline is not held to one neighbourhood size) or on the model's \
+         groups, and orients normals away from the centroid. Every row sees the same noisy \
+         points.\n\n\
+         | data | noise | method | shapes | points | mean cos (oriented) | mean abs cos (unoriented) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4} |\n",
+            r.data, r.noise, r.method, r.shapes, r.points, r.cos, r.abs_cos
+        ));
+    }
+    md.push_str(&format!(
+        "\nWall time {seconds:.0} s. Command: `{command}`\n"
+    ));
+    md.push_str(&format!(
+        "\nPer-shape scores of the model and of PCA (k = {first_k}): `{}`.\n",
+        per_shape.display()
+    ));
+    md
 }

@@ -37,14 +37,15 @@ pub use tf_graphs as graphs;
 pub use tf_group as group;
 pub use tf_models as models;
 pub use tf_mp as mp;
+pub use tf_normals as normals;
 pub use tf_train as train;
 
 /// The names most programs need.
 pub mod prelude {
     pub use tf_frames::{
-        FrameBuilder, FrameInput, FrameRefinement, Handedness, IdentityFrames, LearnedFrames,
-        LearnedFramesConfig, LocalFrames, NearestFrames, PcaFrames, RandomFrames,
-        RandomGlobalFrames,
+        FrameBuilder, FrameChoice, FrameConfig, FrameInput, FrameRefinement, Handedness,
+        IdentityFrames, LearnedFrames, LearnedFramesConfig, LocalFrames, NearestFrames, PcaFrames,
+        RandomFrames, RandomGlobalFrames,
     };
     pub use tf_graphs::{
         farthest_point_sampling, knn_graph, radius_graph, scatter_max, scatter_mean,
@@ -56,4 +57,5 @@ pub mod prelude {
         Aggregation, EdgeConv, EdgeConvConfig, Embed, GcnConfig, GcnConv, GraphContext, Layer,
         Messages, Readout,
     };
+    pub use tf_normals::{orient_by_visibility, orient_by_winding, pca_normals, InputFeatures};
 }

@@ -10,11 +10,38 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tf_models::{Batch, HeadConfig, Model};
+
+/// Why [`predict`] or its input readers failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The cloud cannot be used: wrong shape, non-finite or coincident points, too few.
+    #[error("{0}")]
+    Input(String),
+    /// The input file could not be read.
+    #[error(transparent)]
+    Data(#[from] tf_datasets::DataError),
+    /// No bundled model where it is looked for.
+    #[error(
+        "the bundled model (models/normals/model.safetensors) was not found; pass --checkpoint"
+    )]
+    NoBundledModel,
+    /// Computing the model's input features failed.
+    #[error("computing the model's input features: {0}")]
+    Features(#[source] candle_core::Error),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] candle_core::Error),
+}
+
+type Result<T> = std::result::Result<T, PredictError>;
+
+fn bad_input<T>(message: String) -> Result<T> {
+    Err(PredictError::Input(message))
+}
 
 /// What [`predict`] returns per point (and per shape for classification).
 #[derive(Debug, Clone)]
@@ -42,6 +69,14 @@ pub struct PredictOptions {
     /// features: after each round, every estimate is re-signed to agree with the prediction
     /// and the model runs again (1: a single prediction).
     pub rounds: usize,
+    /// Rounds of neighbour orientation consensus after the model (0: off; see
+    /// [`orientation_consensus`]). It repairs isolated sign errors on dense smooth scans and
+    /// hurts on sparse thin parts, where neighbours across a wall disagree rightly.
+    pub consensus: usize,
+    /// Repair the orientation after the model (and after consensus) by the winding number of
+    /// the cloud ([`tf_normals::orient_by_winding`]): fixes wrongly oriented patches on closed
+    /// surfaces and abstains on thin sheets. Directions are unchanged.
+    pub winding: bool,
 }
 
 impl Default for PredictOptions {
@@ -52,21 +87,29 @@ impl Default for PredictOptions {
             seed: 0,
             passes: 1,
             rounds: 1,
+            consensus: 0,
+            winding: false,
         }
     }
 }
 
 /// How long [`predict`] took, and where: the input features (for the bundled model, the
-/// three-scale PCA fits and the winding and ray passes that sign them) and the model's forward
-/// passes (every pass and round).
+/// three-scale PCA fits and the winding and ray passes that sign them), the model's forward
+/// passes (every pass and round) and the orientation post-processes; and what those changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timing {
+pub struct Report {
     /// Points of the cloud per second of the whole prediction.
     pub points_per_second: f64,
     /// Seconds computing the input features.
     pub features: f64,
     /// Seconds after the features: the random groupings and the model's forward passes.
     pub model: f64,
+    /// Seconds of the orientation post-processes (consensus, winding).
+    pub post: f64,
+    /// Signs flipped by the neighbour consensus.
+    pub consensus_flips: usize,
+    /// Signs flipped by the winding repair, if it ran.
+    pub winding_flips: Option<usize>,
 }
 
 /// Centroid and largest distance from it: the training normalisation (`Shape::normalize`),
@@ -85,28 +128,32 @@ fn frame_of(points: &[f64], d: usize) -> (Vec<f64>, f64) {
     (c, r)
 }
 
-/// Predicts for every point of `points (n * d)`; returns the output and how long it took.
+/// Predicts for every point of `points (n * d)`, then runs the orientation post-processes the
+/// options ask for; returns the output and a report of where the time went.
 pub fn predict(
     model: &Model,
     points: &[f64],
     group: usize,
     opts: &PredictOptions,
-) -> Result<(Output, Timing)> {
+) -> Result<(Output, Report)> {
     let d = model.config().d();
     if points.is_empty() || points.len() % d != 0 {
-        bail!("expected n x {d} coordinates, got {} numbers", points.len());
+        return bad_input(format!(
+            "expected n x {d} coordinates, got {} numbers",
+            points.len()
+        ));
     }
     if points.iter().any(|v| !v.is_finite()) {
-        bail!("the cloud has NaN or infinite coordinates");
+        return bad_input("the cloud has NaN or infinite coordinates".into());
     }
     let n = points.len() / d;
     if n < 8 {
-        bail!("need at least 8 points, got {n}");
+        return bad_input(format!("need at least 8 points, got {n}"));
     }
     let (c, r) = frame_of(points, d);
     let extent = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     if r <= 1e-9 * extent {
-        bail!("all points coincide: no shape to estimate normals of");
+        return bad_input("all points coincide: no shape to estimate normals of".into());
     }
     let unit: Vec<f32> = points
         .chunks(d)
@@ -123,7 +170,7 @@ pub fn predict(
     let unit64: Vec<f64> = unit.iter().map(|v| *v as f64).collect();
     let mut features: Vec<f32> = spec
         .compute(&unit64, d)
-        .context("computing the model's input features")?
+        .map_err(PredictError::Features)?
         .into_iter()
         .map(|v| v as f32)
         .collect();
@@ -160,13 +207,26 @@ pub fn predict(
         out = predict_groups(model, &unit, &features, fw, &chunks, head, opts, n, d)?;
         tracing::debug!(round, "self-refinement round done");
     }
+    let model_done = start.elapsed().as_secs_f64();
+    let (mut consensus_flips, mut winding_flips) = (0, None);
+    if let Output::Normals(normals) = &mut out {
+        consensus_flips =
+            orientation_consensus(points, normals, d, CONSENSUS_NEIGHBOURS, opts.consensus)?;
+        if opts.winding {
+            let opts = tf_normals::WindingOrientation::default();
+            winding_flips = Some(tf_normals::orient_by_winding(points, normals, d, &opts)?);
+        }
+    }
     let total = start.elapsed().as_secs_f64();
     Ok((
         out,
-        Timing {
+        Report {
             points_per_second: n as f64 / total.max(1e-9),
             features: features_seconds,
-            model: total - features_seconds,
+            model: model_done - features_seconds,
+            post: total - model_done,
+            consensus_flips,
+            winding_flips,
         },
     ))
 }
@@ -339,24 +399,67 @@ pub fn bundled_model() -> Result<PathBuf> {
         .iter()
         .find(|p| p.join("model.safetensors").is_file())
         .cloned()
-        .context(
-            "the bundled model (models/normals/model.safetensors) was not found; pass --checkpoint",
-        )
+        .ok_or(PredictError::NoBundledModel)
+}
+
+/// The points per model input a checkpoint was trained with (its run's `train.points`), or 1024
+/// when the checkpoint does not say.
+pub fn trained_points(checkpoint: &Path) -> usize {
+    tf_train::checkpoint::resolve(checkpoint)
+        .and_then(|dir| tf_train::checkpoint::read_state(&dir))
+        .map(|s| s.config.train.points)
+        .unwrap_or(1024)
+}
+
+/// Mean oriented and unoriented cosine of `normals` against `reference` (both `n * d`; the
+/// reference need not be unit length): `(mean cos, mean |cos|)`.
+pub fn agreement(normals: &[f64], reference: &[f64], d: usize) -> (f64, f64) {
+    let n = (normals.len() / d).max(1) as f64;
+    let (mut c, mut ac) = (0.0, 0.0);
+    for (m, t) in normals.chunks(d).zip(reference.chunks(d)) {
+        let len = t.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        let dot: f64 = m.iter().zip(t).map(|(x, y)| x * y).sum::<f64>() / len;
+        c += dot;
+        ac += dot.abs();
+    }
+    (c / n, ac / n)
+}
+
+/// The output as text: `x y z nx ny nz` per point (normals), `x y z part` (segmentation), or the
+/// class on one line; values with six decimals.
+pub fn format_output(points: &[f64], d: usize, out: &Output) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(points.len() / d.max(1) * 64);
+    let point = |text: &mut String, p: &[f64]| {
+        for v in p {
+            let _ = write!(text, "{v:.6} ");
+        }
+    };
+    match out {
+        Output::Normals(normals) => {
+            for (p, m) in points.chunks(d).zip(normals.chunks(d)) {
+                point(&mut text, p);
+                let cols: Vec<String> = m.iter().map(|v| format!("{v:.6}")).collect();
+                let _ = writeln!(text, "{}", cols.join(" "));
+            }
+        }
+        Output::Parts(parts) => {
+            for (p, l) in points.chunks(d).zip(parts) {
+                point(&mut text, p);
+                let _ = writeln!(text, "{l}");
+            }
+        }
+        Output::Class(c) => {
+            let _ = writeln!(text, "{c}");
+        }
+    }
+    text
 }
 
 /// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points) or of a
 /// point-set text file (3, 6 or 7 columns); returns `(points, reference normals if known)`.
 pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    let mesh = [".off", ".obj", ".stl", ".ply", ".wrl"]
-        .iter()
-        .any(|e| name.ends_with(e));
-    if mesh {
+    if tf_datasets::is_mesh_path(path) {
         let mut m = tf_datasets::read_mesh(path)?;
         match sample {
             Some(k) => {
@@ -376,4 +479,4 @@ pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Optio
 /// Neighbours that vote in [`orientation_consensus`] (as many as the PCA features use).
 pub const CONSENSUS_NEIGHBOURS: usize = 16;
 
-pub use tf_frames::orientation_consensus;
+pub use tf_normals::orientation_consensus;

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use tf_models::{Model, ModelConfig};
 
 use crate::config::RunConfig;
+use crate::error::TrainError;
 use crate::optim::AdamW;
-use crate::TrainError;
 
 /// Format version written to `state.json`.
 pub const FORMAT: u32 = 1;
@@ -43,8 +43,11 @@ pub struct CheckpointState {
     pub config: RunConfig,
 }
 
-fn io(path: &Path, e: std::io::Error) -> TrainError {
-    TrainError::Io(format!("{}: {e}", path.display()))
+pub(crate) fn io(path: &Path, source: std::io::Error) -> TrainError {
+    TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_dir(
@@ -66,7 +69,7 @@ fn write_dir(
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     model.save(&tmp.join("model.safetensors"))?;
     candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
-    let json = serde_json::to_string_pretty(state).map_err(|e| TrainError::Io(e.to_string()))?;
+    let json = serde_json::to_string_pretty(state)?;
     std::fs::write(tmp.join("state.json"), json).map_err(|e| io(&tmp, e))?;
     // Replace an older copy: move it aside first so the rename below is atomic.
     let old = parent.join(format!(".{name}.old"));

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tf_datasets::Augment;
 use tf_models::ModelConfig;
 
-use crate::TrainError;
+use crate::error::TrainError;
 
 /// Random transformation of every training shape (the model's own frames are separate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +196,7 @@ impl RunConfig {
     /// A model preset with default training and data settings.
     pub fn preset(preset: &str, d: usize) -> Result<Self, TrainError> {
         Ok(Self {
-            model: ModelConfig::preset(preset, d).map_err(|e| TrainError::Config(e.to_string()))?,
+            model: ModelConfig::preset(preset, d)?,
             train: TrainConfig::default(),
             data: DataConfig::default(),
         })
@@ -252,9 +252,7 @@ impl RunConfig {
 
     /// Range checks of all sections, and consistency between them.
     pub fn validate(&self) -> Result<(), TrainError> {
-        self.model
-            .validate()
-            .map_err(|e| TrainError::Config(e.to_string()))?;
+        self.model.validate()?;
         self.train.validate()?;
         check_data(&self.data, self.model.d())
     }

@@ -8,7 +8,7 @@ use tf_datasets::{
 };
 
 use crate::config::DataConfig;
-use crate::TrainError;
+use crate::error::TrainError;
 
 /// The three sets of a run, loaded once.
 #[derive(Debug, Clone)]

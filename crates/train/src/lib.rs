@@ -33,6 +33,7 @@
 pub mod checkpoint;
 mod config;
 mod data;
+mod error;
 mod optim;
 pub mod plot;
 pub mod task;
@@ -41,36 +42,9 @@ mod trainer;
 pub use checkpoint::load_model;
 pub use config::{AugmentChoice, DataConfig, RunConfig, TrainConfig};
 pub use data::{is_validation, open_data, Splits};
+pub use error::TrainError;
 pub use optim::{AdamW, Schedule};
 pub use trainer::{
     draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord,
     EvalConfig, Outcome, Run, Session,
 };
-
-/// What can go wrong while training.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// Invalid or inconsistent configuration.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Reading or writing run files.
-    #[error("i/o: {0}")]
-    Io(String),
-    /// An unreadable or mismatched checkpoint.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    /// The loss became NaN or infinite.
-    #[error("training diverged (non-finite loss) in epoch {epoch} at step {step}")]
-    Diverged {
-        /// Epoch (1-based).
-        epoch: usize,
-        /// Optimizer step.
-        step: usize,
-    },
-    /// Data loading.
-    #[error(transparent)]
-    Data(#[from] tf_datasets::DataError),
-    /// Tensor operations.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-}

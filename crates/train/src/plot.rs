@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use crate::TrainError;
+use crate::error::TrainError;
 
 type Result<T> = std::result::Result<T, TrainError>;
 
 fn anyhow(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Io(format!("plot: {e}"))
+    TrainError::Plot(e.to_string())
 }
 use plotters::prelude::*;
 

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Result, Tensor, D};
-use tf_datasets::Batch;
+use tf_datasets::LabelledBatch;
 use tf_models::HeadConfig;
 
 /// The loss the model is trained on.
 ///
 /// Normals: `1 - cos(pred, n)` averaged over points (oriented: the sign matters).
 /// Classes: cross-entropy of the logits.
-pub fn loss(head: HeadConfig, pred: &Tensor, batch: &Batch) -> Result<Tensor> {
+pub fn loss(head: HeadConfig, pred: &Tensor, batch: &LabelledBatch) -> Result<Tensor> {
     match head {
         HeadConfig::Normals => Ok((1.0 - cosine(pred, &batch.normals)?.mean_all()?)?),
         HeadConfig::Segmentation { .. } => {
@@ -28,7 +28,7 @@ pub fn loss(head: HeadConfig, pred: &Tensor, batch: &Batch) -> Result<Tensor> {
 pub fn training_loss(
     head: HeadConfig,
     pred: &Tensor,
-    batch: &Batch,
+    batch: &LabelledBatch,
     unoriented_weight: f64,
 ) -> Result<Tensor> {
     match head {
@@ -85,7 +85,7 @@ impl Metrics {
     }
 
     /// Adds one batch's predictions.
-    pub fn add(&mut self, pred: &Tensor, batch: &Batch) -> Result<()> {
+    pub fn add(&mut self, pred: &Tensor, batch: &LabelledBatch) -> Result<()> {
         self.loss_sum += loss(self.head, pred, batch)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?;

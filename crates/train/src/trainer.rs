@@ -11,15 +11,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tf_datasets::{Augment, Batch, BatchConfig, Loader, ShapeSource};
+use tf_datasets::{Augment, BatchConfig, LabelledBatch, Loader, ShapeSource};
 use tf_group::orthogonal::haar_orthogonal_host;
-use tf_models::{Batch as ModelBatch, InputFeatures, Model};
+use tf_models::{Batch, InputFeatures, Model};
 
-use crate::checkpoint::{self, CheckpointState, FORMAT};
+use crate::checkpoint::{self, io as io_error, CheckpointState, FORMAT};
 use crate::config::RunConfig;
+use crate::error::TrainError;
 use crate::optim::{AdamW, Schedule};
 use crate::task::{self, Metrics};
-use crate::TrainError;
 
 /// One training run: a directory, a configuration and resolved data sources.
 #[derive(Clone)]
@@ -107,8 +107,7 @@ fn read_history(path: &Path, upto: usize) -> Result<Vec<EpochRecord>, TrainError
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text
         .lines()
@@ -128,8 +127,7 @@ fn read_history(path: &Path, upto: usize) -> Result<Vec<EpochRecord>, TrainError
 /// creating the folder if needed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| TrainError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
     let tmp = path.with_extension(format!(
         "{}.tmp",
@@ -137,17 +135,17 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
     ));
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
+        .map_err(|e| io_error(path, e))
 }
 
 fn append_record(path: &Path, rec: &EpochRecord) -> Result<(), TrainError> {
-    let line = serde_json::to_string(rec).map_err(|e| TrainError::Io(e.to_string()))?;
+    let line = serde_json::to_string(rec)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
-    writeln!(f, "{line}").map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))
+        .map_err(|e| io_error(path, e))?;
+    writeln!(f, "{line}").map_err(|e| io_error(path, e))
 }
 
 /// Trains (or resumes, or returns at once if already finished) the run in `run.dir`.
@@ -161,11 +159,9 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
     if run.train.is_empty() {
         return Err(TrainError::Config("the training set is empty".into()));
     }
-    std::fs::create_dir_all(&run.dir)
-        .map_err(|e| TrainError::Io(format!("{}: {e}", run.dir.display())))?;
+    std::fs::create_dir_all(&run.dir).map_err(|e| io_error(&run.dir, e))?;
     let metrics_path = run.dir.join("metrics.jsonl");
-    let config_json =
-        serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io(e.to_string()))?;
+    let config_json = serde_json::to_string_pretty(cfg)?;
 
     let mut model = Model::new_seeded(cfg.model.clone(), DType::F32, &Device::Cpu, cfg.train.seed)?;
     let mut opt = AdamW::new(model.varmap(), cfg.train.weight_decay)?;
@@ -263,7 +259,7 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         let mut lr = schedule.lr(step);
         for batch in loader {
             let batch = batch?;
-            let pred = model.forward(&ModelBatch {
+            let pred = model.forward(&Batch {
                 pos: &batch.pos,
                 batch: Some(&batch.batch),
                 features: batch.features.as_ref(),
@@ -385,10 +381,10 @@ impl EvalConfig {
 /// input features as their rep `features` declares (they are equivariant, so this equals
 /// recomputing them on the transformed shape).
 pub fn transform_batch(
-    batch: &Batch,
+    batch: &LabelledBatch,
     features: InputFeatures,
     rng: &mut ChaCha8Rng,
-) -> candle_core::Result<Batch> {
+) -> candle_core::Result<LabelledBatch> {
     let (n, d) = batch.pos.dims2()?;
     let owner = batch.batch.to_vec1::<u32>()?;
     let graphs = owner.last().map_or(0, |g| *g as usize + 1);
@@ -406,8 +402,7 @@ pub fn transform_batch(
     };
     let features = match &batch.features {
         Some(f) => {
-            let reps = tf_group::TensorReps::parse(&features.reps())
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let reps = features.reps();
             let rho = tf_group::RepAction::new(&reps, d)?;
             let per_row: Vec<f64> = owner
                 .iter()
@@ -421,7 +416,7 @@ pub fn transform_batch(
         }
         None => None,
     };
-    Ok(Batch {
+    Ok(LabelledBatch {
         pos: apply(&batch.pos)?,
         normals: apply(&batch.normals)?,
         batch: batch.batch.clone(),
@@ -460,7 +455,7 @@ pub fn evaluate(
         if eval.transform {
             batch = transform_batch(&batch, model.config().input_features(), &mut rng)?;
         }
-        let pred = model.forward(&ModelBatch {
+        let pred = model.forward(&Batch {
             pos: &batch.pos,
             batch: Some(&batch.batch),
             features: batch.features.as_ref(),
@@ -502,10 +497,7 @@ fn write_curves(dir: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
 pub fn draw_curves(dir: &Path) -> Result<PathBuf, TrainError> {
     let history = read_history(&dir.join("metrics.jsonl"), usize::MAX)?;
     if history.is_empty() {
-        return Err(TrainError::Io(format!(
-            "{}: no metrics.jsonl records",
-            dir.display()
-        )));
+        return Err(TrainError::NoHistory(dir.join("metrics.jsonl")));
     }
     write_curves(dir, &history)?;
     Ok(dir.join("curves.svg"))

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tf_datasets::{InMemory, Split, Synthetic, SyntheticSplit};
+use tf_models::{InputFeatures, ModelConfig, PcaOrientation};
 use tf_train::{train, EpochRecord, Run, RunConfig, Session, TrainError};
 
 fn run(dir: &std::path::Path, preset: &str) -> Run {
@@ -228,27 +229,68 @@ fn fine_tuning_across_input_feature_changes() {
     );
     let (v, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let vc = tempfile::tempdir().unwrap();
-    let mut ra = run(a.path(), "pointnet2-normals-pca-winding");
+    // The bundled estimator's input variants (configs/normals-real*.toml) on pointnet2-normals.
+    let with_input = |dir: &std::path::Path, orient, confidence, offset, visibility| {
+        let mut r = run(dir, "pointnet2-normals");
+        let mut input = InputFeatures::multiscale(orient);
+        if let InputFeatures::PcaNormal {
+            confidence: c,
+            offset: o,
+            visibility: v,
+            ..
+        } = &mut input
+        {
+            (*c, *o, *v) = (confidence, offset, visibility);
+        }
+        if let ModelConfig::Pointnet2(m) = &mut r.config.model {
+            m.input = input;
+        }
+        r
+    };
+    use PcaOrientation::*;
+    let mut ra = with_input(a.path(), Winding, false, false, false);
     ra.config.train.epochs = 1;
     let base = train(&ra, Session::default()).unwrap();
     let wa = weights(&base.model);
-    for (dir, preset, widens) in [
-        (b.path(), "pointnet2-normals-pca-winding-coarse", false),
-        (c.path(), "pointnet2-normals-pca-winding-confidence", true),
-        (o.path(), "pointnet2-normals-pca-winding-offset", true),
-        (v.path(), "pointnet2-normals-pca-visibility", false),
+    for (dir, preset, (orient, confidence, offset, visibility), widens) in [
+        (
+            b.path(),
+            "winding-coarse",
+            (WindingCoarse, false, false, false),
+            false,
+        ),
+        (
+            c.path(),
+            "winding-confidence",
+            (WindingCoarse, true, false, false),
+            true,
+        ),
+        (
+            o.path(),
+            "winding-offset",
+            (WindingCoarse, false, true, false),
+            true,
+        ),
+        (
+            v.path(),
+            "visibility",
+            (Visibility, false, false, false),
+            false,
+        ),
         (
             vc.path(),
-            "pointnet2-normals-pca-visibility-confident",
+            "visibility-confident",
+            (VisibilityConfident, false, false, false),
             false,
         ),
         (
             s.path(),
-            "pointnet2-normals-pca-winding-visibility-score",
+            "winding-visibility-score",
+            (WindingCoarse, false, false, true),
             true,
         ),
     ] {
-        let mut rb = run(dir, preset);
+        let mut rb = with_input(dir, orient, confidence, offset, visibility);
         rb.config.train.epochs = 1;
         rb.config.train.lr = 1e-12;
         rb.config.train.init = Some(a.path().to_path_buf());

@@ -6,6 +6,7 @@ use candle_core::DType;
 use tensor_frames::diagnostics::{
     equivariance_markdown, equivariance_table, model_equivariance, write_atomic,
 };
+use tensor_frames::frames::FrameChoice;
 use tf_experiments::{Ctx, Experiment, Mode, Report};
 
 /// The experiment.
@@ -50,7 +51,12 @@ impl Experiment for Equivariance {
         let start = std::time::Instant::now();
         let rows = equivariance_table(
             &layer_dims,
-            &["learned", "pca", "nearest", "identity"],
+            &[
+                FrameChoice::Learned,
+                FrameChoice::Pca,
+                FrameChoice::Nearest,
+                FrameChoice::Identity,
+            ],
             trials,
             0,
         )?;

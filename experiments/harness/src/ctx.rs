@@ -13,6 +13,8 @@ use tf_train::{
     Splits, TrainConfig,
 };
 
+use crate::stat::{Cell, Stat};
+
 /// The command line every experiment binary accepts.
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Reproduce one table of the tensor-frames paper")]
@@ -451,7 +453,7 @@ pub fn pca_metrics(
             while end < owner.len() && owner[end] == owner[start] {
                 end += 1;
             }
-            let est = tf_frames::pca_normals(&pos[start * d..end * d], d, k)?;
+            let est = tf_normals::pca_normals(&pos[start * d..end * d], d, k)?;
             for (e, t) in est.chunks(d).zip(nrm[start * d..end * d].chunks(d)) {
                 let c: f64 = e.iter().zip(t).map(|(a, b)| a * b).sum::<f64>()
                     / t.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
@@ -486,20 +488,20 @@ pub const BASELINE_LRS: [f64; 3] = [3e-3, 1e-3, 3e-4];
 
 impl Evaluated {
     /// A canonical-pose metric over seeds.
-    pub fn canonical(&self, metric: &str) -> crate::Stat {
-        crate::Stat::of(&self.canonical.iter().map(|m| m[metric]).collect::<Vec<_>>())
+    pub fn canonical(&self, metric: &str) -> Stat {
+        Stat::of(&self.canonical.iter().map(|m| m[metric]).collect::<Vec<_>>())
     }
 
     /// A rotated-pose metric over seeds.
-    pub fn rotated(&self, metric: &str) -> crate::Stat {
-        crate::Stat::of(&self.rotated.iter().map(|m| m[metric]).collect::<Vec<_>>())
+    pub fn rotated(&self, metric: &str) -> Stat {
+        Stat::of(&self.rotated.iter().map(|m| m[metric]).collect::<Vec<_>>())
     }
 
     /// The learning rate(s) used, for a table cell.
-    pub fn lr_cell(&self) -> crate::Cell {
+    pub fn lr_cell(&self) -> Cell {
         let mut l: Vec<String> = self.lrs.iter().map(|v| format!("{v:.0e}")).collect();
         l.dedup();
-        crate::Cell::Text(l.join(", "))
+        Cell::Text(l.join(", "))
     }
 
     /// Largest |rotated - canonical| of a metric over seeds.

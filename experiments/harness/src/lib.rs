@@ -26,11 +26,17 @@
 //! ```
 
 mod ctx;
+mod experiment;
 mod report;
+mod rows;
+mod stat;
 mod variant;
 
 pub use ctx::{pca_metrics, Args, Ctx, Evaluated, Fitted, Mode, Task};
-pub use report::{Cell, Report, Row, Stat};
+pub use experiment::Experiment;
+pub use report::{Report, Row};
+pub use rows::{compare_paper_rows, Column, Comparison};
+pub use stat::{Cell, Stat};
 pub use tf_train::plot::{curves_svg, loglog_svg, Series};
 pub use variant::{Variant, PAPER_ROWS};
 
@@ -38,18 +44,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-
-/// One paper table (or figure).
-pub trait Experiment {
-    /// File stem of the outputs, e.g. `t1-normals`.
-    fn name(&self) -> &'static str;
-    /// Human title, e.g. "T1: normal regression".
-    fn title(&self) -> &'static str;
-    /// The paper's claim this table tests (never a number we do not have).
-    fn claim(&self) -> &'static str;
-    /// Trains and evaluates; fills the report.
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<Report>;
-}
 
 /// Runs `exp` with arguments from the command line; the binary's `main`.
 pub fn main<E: Experiment>(exp: E) -> ExitCode {
@@ -82,7 +76,12 @@ pub fn run(exp: &dyn Experiment, args: &Args) -> anyhow::Result<Report> {
     tracing::info!(experiment = exp.name(), mode = ctx.mode.name(), "start");
     let mut report = exp.run(&mut ctx)?;
     report.seconds = start.elapsed().as_secs_f64();
-    report.finish(exp, &ctx)?;
+    let about = report::About {
+        name: exp.name(),
+        title: exp.title(),
+        claim: exp.claim(),
+    };
+    report.finish(&about, &ctx)?;
     tracing::info!(
         experiment = exp.name(),
         seconds = report.seconds,

@@ -1,6 +1,6 @@
 //! The paper's rows as edits of one model configuration.
 
-use tf_models::{FrameChoice, MessageChoice, ModelConfig};
+use tf_models::{FrameChoice, Messages, ModelConfig};
 
 /// A row of the paper's tables: which frames, which messages, refinement or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl Variant {
     /// Applies the variant to a configuration.
     pub fn apply(self, mut m: ModelConfig) -> ModelConfig {
         use FrameChoice as F;
-        use MessageChoice as M;
+        use Messages as M;
         let (frames, messages, refine) = match self {
             Variant::Plain => (F::Identity, M::Scalar, false),
             Variant::Augmentation => (F::RandomGlobal, M::Scalar, false),

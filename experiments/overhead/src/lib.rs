@@ -24,7 +24,11 @@ const ROWS: [(&str, Task); 7] = [
     ("attention-normals", Task::Normals),
 ];
 
-fn step_seconds(model: &Model, batch: &tf_datasets::Batch, steps: usize) -> anyhow::Result<f64> {
+fn step_seconds(
+    model: &Model,
+    batch: &tf_datasets::LabelledBatch,
+    steps: usize,
+) -> anyhow::Result<f64> {
     let run = || -> anyhow::Result<()> {
         let pred = model.forward(&Batch {
             pos: &batch.pos,

@@ -1,7 +1,7 @@
 //! Table 2 of the paper: part segmentation, mean IoU per shape, tested under random
 //! rotations and reflections. Rows as in table 1.
 
-use tf_experiments::{Ctx, Experiment, Report, Task, PAPER_ROWS};
+use tf_experiments::{compare_paper_rows, Column, Ctx, Experiment, Report, Task};
 
 /// The experiment.
 #[derive(Debug, Clone, Copy)]
@@ -21,47 +21,24 @@ impl Experiment for T2 {
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<Report> {
         let data = ctx.data_config(3)?;
         let base = ctx.model("pointnet2-segmentation", 3, &data, Task::Segmentation)?;
-        let mut report = Report::new(&[
-            "rotated mIoU",
-            "rotated accuracy",
-            "canonical mIoU",
-            "max |rotated - canonical| mIoU",
-            "params",
-            "lr",
-        ]);
-        let mut scores = Vec::new();
-        for v in PAPER_ROWS {
-            let label = v.label("PointNet++");
-            let e =
-                ctx.evaluate_row(&format!("seg {label}"), &v.apply(base.clone()), &data, None)?;
-            report.row(
-                &label,
-                vec![
-                    e.rotated("miou").into(),
-                    e.rotated("accuracy").into(),
-                    e.canonical("miou").into(),
-                    e.gap("miou").into(),
-                    (e.params as f64).into(),
-                    e.lr_cell(),
-                ],
-            );
-            scores.push((v, e.rotated("miou").mean, e.gap("miou")));
-        }
-        let get = |i: usize| scores[i].1;
-        let gap = scores
-            .iter()
-            .filter(|s| s.0.is_equivariant())
-            .map(|s| s.2)
-            .fold(0.0, f64::max);
-        let best_other = get(0).max(get(1));
+        let columns = [
+            ("rotated mIoU", Column::Rotated("miou")),
+            ("rotated accuracy", Column::Rotated("accuracy")),
+            ("canonical mIoU", Column::Canonical("miou")),
+            ("max |rotated - canonical| mIoU", Column::Gap("miou")),
+            ("params", Column::Params),
+            ("lr", Column::Lr),
+        ];
+        let (mut report, c) = compare_paper_rows(ctx, "seg", &base, &data, &columns, "miou")?;
+        let gap = c.equivariant_gap;
         report.verdict = format!(
             "On rotated shapes TF-PointNet++ (tensorial) reaches mIoU {:.4} against {:.4} for plain \
              PointNet++ and {:.4} with augmentation: {}. Equivariant rows are pose-independent \
              (largest gap {gap:.1e}).",
-            get(3),
-            get(0),
-            get(1),
-            if get(3) >= best_other - 0.02 {
+            c.tensorial,
+            c.plain,
+            c.augmentation,
+            if c.competitive(0.02) {
                 "competitive (within 0.02 of the best baseline or better), confirmed"
             } else {
                 "behind the baselines, not confirmed at this budget"

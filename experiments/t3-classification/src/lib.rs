@@ -1,7 +1,7 @@
 //! Table 3 of the paper: shape classification, tested under random rotations and
 //! reflections. Rows as in table 1.
 
-use tf_experiments::{Ctx, Experiment, Report, Task, PAPER_ROWS};
+use tf_experiments::{compare_paper_rows, Column, Ctx, Experiment, Report, Task};
 
 /// The experiment.
 #[derive(Debug, Clone, Copy)]
@@ -21,44 +21,22 @@ impl Experiment for T3 {
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<Report> {
         let data = ctx.data_config(3)?;
         let base = ctx.model("pointnet2-classification", 3, &data, Task::Classification)?;
-        let mut report = Report::new(&[
-            "rotated accuracy",
-            "canonical accuracy",
-            "max |rotated - canonical|",
-            "params",
-            "lr",
-        ]);
-        let mut scores = Vec::new();
-        for v in PAPER_ROWS {
-            let label = v.label("PointNet++");
-            let e =
-                ctx.evaluate_row(&format!("cls {label}"), &v.apply(base.clone()), &data, None)?;
-            report.row(
-                &label,
-                vec![
-                    e.rotated("accuracy").into(),
-                    e.canonical("accuracy").into(),
-                    e.gap("accuracy").into(),
-                    (e.params as f64).into(),
-                    e.lr_cell(),
-                ],
-            );
-            scores.push((v, e.rotated("accuracy").mean, e.gap("accuracy")));
-        }
-        let get = |i: usize| scores[i].1;
-        let gap = scores
-            .iter()
-            .filter(|s| s.0.is_equivariant())
-            .map(|s| s.2)
-            .fold(0.0, f64::max);
-        let best_other = get(0).max(get(1));
+        let columns = [
+            ("rotated accuracy", Column::Rotated("accuracy")),
+            ("canonical accuracy", Column::Canonical("accuracy")),
+            ("max |rotated - canonical|", Column::Gap("accuracy")),
+            ("params", Column::Params),
+            ("lr", Column::Lr),
+        ];
+        let (mut report, c) = compare_paper_rows(ctx, "cls", &base, &data, &columns, "accuracy")?;
+        let gap = c.equivariant_gap;
         report.verdict = format!(
             "Rotated accuracy: TF-PointNet++ (tensorial) {:.4}, plain {:.4}, augmentation {:.4}: {}. \
              Invariant rows are pose-independent (largest gap {gap:.1e}).",
-            get(3),
-            get(0),
-            get(1),
-            if get(3) >= best_other - 0.02 {
+            c.tensorial,
+            c.plain,
+            c.augmentation,
+            if c.competitive(0.02) {
                 "competitive, confirmed"
             } else {
                 "behind the baselines, not confirmed at this budget"

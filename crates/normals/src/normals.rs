@@ -7,8 +7,9 @@
 //! comparison with PCA; oriented cos measures the heuristic too.
 
 use candle_core::{bail, DType, Device, Result, Tensor};
-use nalgebra::{DMatrix, SymmetricEigen};
 use tf_graphs::knn_graph;
+
+use crate::scatter::Scatter;
 
 /// PCA normals of one cloud `points (n * d)`, oriented away from the centroid.
 pub fn pca_normals(points: &[f64], d: usize, k: usize) -> Result<Vec<f64>> {
@@ -137,13 +138,13 @@ impl Fit<'_> {
                 mean[a] += points[j * d + a] / nb.len() as f64;
             }
         }
-        let mut c = DMatrix::<f64>::zeros(d, d);
+        let mut c = Scatter::new(d);
+        let mut v = vec![0.0; d];
         for &j in nb {
             for a in 0..d {
-                for b in 0..d {
-                    c[(a, b)] += (points[j * d + a] - mean[a]) * (points[j * d + b] - mean[b]);
-                }
+                v[a] = points[j * d + a] - mean[a];
             }
+            c.add(&v);
         }
         let trace = c.trace();
         if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
@@ -154,16 +155,10 @@ impl Fit<'_> {
             };
             return (vec![0.0; d], 1.0 / d as f64, offset);
         }
-        let eig = SymmetricEigen::new(c);
-        let (min, lambda) =
-            eig.eigenvalues
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f64::INFINITY),
-                    |acc, (idx, &v)| if v < acc.1 { (idx, v) } else { acc },
-                );
-        let v = eig.eigenvectors.column(min);
+        let axes = c.axes();
+        let min = axes.smallest();
+        let lambda = axes.values()[min];
+        let v = axes.axis(min);
         let outward: f64 = (0..d)
             .map(|a| v[a] * (points[i * d + a] - self.centroid[a]))
             .sum();

@@ -24,11 +24,7 @@
 //! until it leaves the cloud's bounding box. Cost: `n` points times `2 (1 + fan |TILTS|)` rays
 //! times the cells a ray crosses. Most of those cells are empty and most splats are listed in
 //! several cells, so a ray skips empty cells by one bit per cell, tests each splat once, and
-//! reads a cell's splats from one packed array. With those (and the disc's box instead of its
-//! ball's), on 2 cores, 71 held-out real shapes (40 KiCad parts, 31 CGAL meshes) took 6.5-8.7 s
-//! instead of 10.7-13.5 s, and a 100k-point torus 2.3-2.7 s instead of 3.7-4.5 s (four
-//! interleaved runs, identical scores); the winding repair of a 100k-point sphere takes
-//! 0.67-1.19 s.
+//! reads a cell's splats from one packed array (timings: docs/performance.md).
 //!
 //! # Shapes
 //! `points (n * d)`, `normals (n * d)` (unit or zero rows), flat row-major.
@@ -67,11 +63,10 @@ impl VisibilityOrientation {
     pub const TILTS: [f64; 2] = [0.35, 0.7];
 }
 
-/// Chosen on the trainer's validation KiCad parts and CGAL meshes (never the test split), by
-/// how often the sign of a winding-signed PCA normal ends up right: splats smaller than 0.5
-/// spacings let rays slip through, a `skip` below 0.3 counts the own surface, and without the
-/// roughness term noise 0.01 made the votes worse than the winding vote on 10k-point scans. A
-/// margin of 0.2 helps the scans a little and costs the CAD parts more.
+/// Chosen on the trainer's validation shapes (never the test split), by how often the sign of a
+/// winding-signed PCA normal ends up right: smaller splats let rays slip through between
+/// points, a smaller `skip` counts the ray's own surface, and without the roughness term noisy
+/// scans vote worse than the winding number does.
 impl Default for VisibilityOrientation {
     fn default() -> Self {
         Self {

@@ -9,8 +9,11 @@
 
 use candle_core::Result;
 use serde::{Deserialize, Serialize};
+use tf_group::{Parity, RepTerm, TensorReps};
 
-use crate::normals::pca_fit_scales;
+use crate::normals::{pca_fit_scales, ScaleFit};
+use crate::orientation::{orient_by_winding, winding_agreement, WindingOrientation};
+use crate::visibility::{orient_by_visibility, visibility_scores, VisibilityOrientation};
 
 /// Per-point features computed from the whole cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -28,7 +31,7 @@ pub enum InputFeatures {
     /// can choose per point.
     ///
     /// With `confidence`, each winding pass also reports, per point, how strongly the rest of
-    /// the cloud agrees with the final sign ([`crate::winding_agreement`] at that pass's hole
+    /// the cloud agrees with the final sign ([`winding_agreement`] at that pass's hole
     /// size; one pass for `Centroid`): invariant scalars after the variations, rep
     /// `(S+C)x0n+Sx1n` with `C` passes. They tell a model where the orientation it is given was
     /// a confident vote and where the vote abstained (cavities, inner walls, thin parts).
@@ -43,7 +46,7 @@ pub enum InputFeatures {
     /// which the model's subsets do not resolve.
     ///
     /// With `visibility`, one more invariant scalar after all the others: the
-    /// [`crate::visibility_scores`] score of the final first estimate, in `[-1, 1]`, positive
+    /// [`visibility_scores`] score of the final first estimate, in `[-1, 1]`, positive
     /// where the side it points to sees out of the cloud more than the other side. The sign
     /// stays the winding vote's; where rays and winding disagree, the model decides.
     PcaNormal {
@@ -75,7 +78,7 @@ pub enum PcaOrientation {
     #[default]
     Centroid,
     /// Away from the centroid, then repaired by the cloud's winding number
-    /// ([`crate::orient_by_winding`] with its defaults): right on closed, densely sampled
+    /// ([`orient_by_winding`] with its defaults): right on closed, densely sampled
     /// surfaces, unchanged where the vote abstains (thin sheets).
     Winding,
     /// As `Winding`, but the repair runs twice: first with a hole of
@@ -85,40 +88,33 @@ pub enum PcaOrientation {
     /// pass then repairs the small errors the coarse one leaves near edges and thin parts.
     WindingCoarse,
     /// As `WindingCoarse`, then signed by the rays the cloud lets out
-    /// ([`crate::orient_by_visibility`] with its defaults) wherever the two sides of the
+    /// ([`orient_by_visibility`] with its defaults) wherever the two sides of the
     /// surface see out differently: right on thin walls and in cavities open to the outside,
-    /// where the winding vote abstains or errs in patches. On the validation KiCad parts it
-    /// turns the first estimate's mean cos from 0.578 to 0.683 (0.538 to 0.624 under noise
-    /// 0.01; the first 50 shapes).
+    /// where the winding vote abstains or errs in patches.
     Visibility,
     /// As `Visibility`, but the rays overrule the winding vote only where their score's
     /// magnitude exceeds [`PcaOrientation::VISIBILITY_MARGIN`]. On an open surface (a sheet, a
     /// cone) both sides see out in part, so the rays are less decisive there, and the outside
-    /// is a convention of the mesh (the winding sign matched it better on both open validation
-    /// meshes). On all validation shapes (100 KiCad parts, 11 CGAL meshes, one random pose
-    /// each; k = 8, 3 scales) the first estimate's mean cos is 0.742 on KiCad and 0.869 on
-    /// CGAL, against 0.748 and 0.852 with `Visibility` and 0.684 and 0.745 with
-    /// `WindingCoarse`; under noise 0.01, 0.706 and 0.682 against 0.711 and 0.644 (and 0.646
-    /// and 0.639).
+    /// is a convention of the mesh, which the winding sign tends to match better. The bundled
+    /// normal estimator's input; how it was chosen is in its model card.
     VisibilityConfident,
 }
 
 impl PcaOrientation {
-    /// Hole radius, in median spacings, of `WindingCoarse`'s first pass. Measured on the
-    /// held-out real shapes with the winding-trained model: 4 helps on CGAL and KiCad, 8 helps
-    /// less on CGAL (the hole swallows thin parts).
+    /// Hole radius, in median spacings, of `WindingCoarse`'s first pass: wide enough to outvote
+    /// a wrong patch a few spacings across, small enough not to swallow thin parts.
     pub const COARSE_HOLE: f64 = 4.0;
 
     /// Score magnitude above which `VisibilityConfident` lets the rays overrule the winding
-    /// vote. Chosen on the validation shapes among 0, 0.2, 0.4, 0.6 and 0.8: larger margins
-    /// help the CGAL meshes (most under noise, best at 0.4) and cost the KiCad parts.
+    /// vote, chosen on validation shapes (never the test split): larger margins favour dense
+    /// smooth scans and cost thin parts.
     pub const VISIBILITY_MARGIN: f64 = 0.2;
 
     /// The rays' settings after the winding passes, if the rays sign the estimate at all.
-    fn rays(&self) -> Option<crate::VisibilityOrientation> {
+    fn rays(&self) -> Option<VisibilityOrientation> {
         match self {
-            Self::Visibility => Some(crate::VisibilityOrientation::default()),
-            Self::VisibilityConfident => Some(crate::VisibilityOrientation {
+            Self::Visibility => Some(VisibilityOrientation::default()),
+            Self::VisibilityConfident => Some(VisibilityOrientation {
                 margin: Self::VISIBILITY_MARGIN,
                 ..Default::default()
             }),
@@ -141,13 +137,13 @@ fn is_false(b: &bool) -> bool {
 
 impl PcaOrientation {
     /// The winding passes that sign the first estimate, in order.
-    fn passes(&self) -> Vec<crate::WindingOrientation> {
-        let fine = crate::WindingOrientation::default();
+    fn passes(&self) -> Vec<WindingOrientation> {
+        let fine = WindingOrientation::default();
         match self {
             Self::Centroid => vec![],
             Self::Winding => vec![fine],
             Self::WindingCoarse | Self::Visibility | Self::VisibilityConfident => vec![
-                crate::WindingOrientation {
+                WindingOrientation {
                     hole: Self::COARSE_HOLE,
                     ..fine
                 },
@@ -158,10 +154,10 @@ impl PcaOrientation {
 
     /// The fields whose agreement a `confidence` feature reports: each pass's, or the default
     /// field when there is no pass.
-    fn confidence_fields(&self) -> Vec<crate::WindingOrientation> {
+    fn confidence_fields(&self) -> Vec<WindingOrientation> {
         let p = self.passes();
         if p.is_empty() {
-            vec![crate::WindingOrientation::default()]
+            vec![WindingOrientation::default()]
         } else {
             p
         }
@@ -178,6 +174,20 @@ impl InputFeatures {
             k,
             scales: 1,
             orient: PcaOrientation::Centroid,
+            confidence: false,
+            offset: false,
+            visibility: false,
+        }
+    }
+
+    /// PCA normals and variations over 8, 16 and 32 neighbours, the first normal signed by
+    /// `orient` and the others to agree with it, no extra scalars: the bundled normal
+    /// estimator's input family.
+    pub fn multiscale(orient: PcaOrientation) -> Self {
+        Self::PcaNormal {
+            k: 8,
+            scales: 3,
+            orient,
             confidence: false,
             offset: false,
             visibility: false,
@@ -208,13 +218,20 @@ impl InputFeatures {
         }
     }
 
-    /// The rep of the features, as a rep string ("" for none).
-    pub fn reps(&self) -> String {
-        match self {
-            Self::None => String::new(),
-            Self::PcaNormal { scales, .. } => {
-                format!("{}x0n+{scales}x1n", scales + self.extra_scalars())
-            }
+    /// The rep of the features (empty for none): the invariant scalars, then one `1n` normal
+    /// estimate per scale.
+    pub fn reps(&self) -> TensorReps {
+        let term = |mul, order| RepTerm {
+            mul,
+            order,
+            parity: Parity::Normal,
+        };
+        match *self {
+            Self::None => TensorReps::empty(),
+            Self::PcaNormal { scales, .. } => TensorReps::from_terms(vec![
+                term(scales + self.extra_scalars(), 0),
+                term(scales, 1),
+            ]),
         }
     }
 
@@ -272,17 +289,17 @@ impl InputFeatures {
                     .collect();
                 let mut fits = pca_fit_scales(points, d, &ks, offset)?;
                 for opts in &orient.passes() {
-                    crate::orient_by_winding(points, &mut fits[0].normals, d, opts)?;
+                    orient_by_winding(points, &mut fits[0].normals, d, opts)?;
                 }
                 if let Some(rays) = orient.rays() {
-                    crate::orient_by_visibility(points, &mut fits[0].normals, d, &rays)?;
+                    orient_by_visibility(points, &mut fits[0].normals, d, &rays)?;
                 }
                 // Measured on the final signs, so every field judges the same orientation.
                 let agreement = if confidence {
                     orient
                         .confidence_fields()
                         .iter()
-                        .map(|opts| crate::winding_agreement(points, &fits[0].normals, d, opts))
+                        .map(|opts| winding_agreement(points, &fits[0].normals, d, opts))
                         .collect::<Result<Vec<_>>>()?
                 } else {
                     Vec::new()
@@ -291,7 +308,7 @@ impl InputFeatures {
                 for fit in rest {
                     align(&mut fit.normals, &first[0].normals, d);
                 }
-                let side = |fit: &crate::normals::ScaleFit, i: usize| -> f64 {
+                let side = |fit: &ScaleFit, i: usize| -> f64 {
                     let r = i * d..(i + 1) * d;
                     fit.offset[r.clone()]
                         .iter()
@@ -301,11 +318,11 @@ impl InputFeatures {
                 };
                 // Measured on the final signs too, so the score is odd in the estimate's sign.
                 let seen = if visibility {
-                    crate::visibility_scores(
+                    visibility_scores(
                         points,
                         &first[0].normals,
                         d,
-                        &crate::VisibilityOrientation::default(),
+                        &VisibilityOrientation::default(),
                     )?
                 } else {
                     Vec::new()
@@ -534,24 +551,24 @@ mod tests {
         let first =
             |f: &[f64]| -> Vec<f64> { f.chunks(w).flat_map(|r| r[2..5].to_vec()).collect() };
         let mut expected = first(&plain);
-        crate::orient_by_winding(&pts, &mut expected, 3, &Default::default()).unwrap();
+        orient_by_winding(&pts, &mut expected, 3, &Default::default()).unwrap();
         assert_eq!(first(&signed), expected);
         // Coarse to fine: the same repair with a wide hole first.
         let coarse = spec(PcaOrientation::WindingCoarse)
             .compute(&pts, 3)
             .unwrap();
         let mut expected = first(&plain);
-        let wide = crate::WindingOrientation {
+        let wide = WindingOrientation {
             hole: PcaOrientation::COARSE_HOLE,
             ..Default::default()
         };
-        crate::orient_by_winding(&pts, &mut expected, 3, &wide).unwrap();
-        crate::orient_by_winding(&pts, &mut expected, 3, &Default::default()).unwrap();
+        orient_by_winding(&pts, &mut expected, 3, &wide).unwrap();
+        orient_by_winding(&pts, &mut expected, 3, &Default::default()).unwrap();
         assert_eq!(first(&coarse), expected);
         // Visibility: the coarse-to-fine repair, then the ray vote.
         let seen = spec(PcaOrientation::Visibility).compute(&pts, 3).unwrap();
         let mut rays = expected.clone();
-        crate::orient_by_visibility(&pts, &mut rays, 3, &Default::default()).unwrap();
+        orient_by_visibility(&pts, &mut rays, 3, &Default::default()).unwrap();
         assert_eq!(first(&seen), rays);
         for (a, b) in coarse.chunks(w).zip(seen.chunks(w)) {
             assert_eq!(a[..2], b[..2]);
@@ -563,7 +580,7 @@ mod tests {
             .compute(&pts, 3)
             .unwrap();
         // The rays' score of the winding signs, also checked as a feature column below.
-        let score = crate::visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
+        let score = visibility_scores(&pts, &expected, 3, &Default::default()).unwrap();
         let mut flipped = expected.clone();
         for (v, s) in flipped.chunks_mut(3).zip(&score) {
             if *s < -PcaOrientation::VISIBILITY_MARGIN {
@@ -582,7 +599,7 @@ mod tests {
             offset: false,
             visibility: true,
         };
-        assert_eq!(scored.reps(), "3x0n+2x1n");
+        assert_eq!(scored.reps().to_string(), "3x0n+2x1n");
         assert_eq!(scored.estimates(), Some((3, 2)));
         let f = scored.compute(&pts, 3).unwrap();
         for ((a, b), s) in coarse.chunks(w).zip(f.chunks(w + 1)).zip(&score) {
@@ -622,7 +639,7 @@ mod tests {
             offset: false,
             visibility: false,
         };
-        assert_eq!(scored.reps(), "4x0n+2x1n");
+        assert_eq!(scored.reps().to_string(), "4x0n+2x1n");
         assert_eq!(scored.estimates(), Some((4, 2)));
         let f = scored.compute(&pts, 3).unwrap();
         let ws = scored.dim(3);
@@ -630,7 +647,7 @@ mod tests {
         let signs: Vec<f64> = f.chunks(ws).flat_map(|r| r[4..7].to_vec()).collect();
         assert_eq!(signs, expected);
         for (pass, opts) in [wide, Default::default()].iter().enumerate() {
-            let a = crate::winding_agreement(&pts, &expected, 3, opts).unwrap();
+            let a = winding_agreement(&pts, &expected, 3, opts).unwrap();
             let got: Vec<f64> = f.chunks(ws).map(|r| r[2 + pass]).collect();
             assert_eq!(got, a);
             // A closed torus after the repair: the field agrees with most signs (tangential
@@ -669,7 +686,7 @@ mod tests {
             offset: true,
             visibility: false,
         };
-        assert_eq!(spec.reps(), "4x0n+2x1n");
+        assert_eq!(spec.reps().to_string(), "4x0n+2x1n");
         assert_eq!(spec.estimates(), Some((4, 2)));
         let w = spec.dim(3);
         assert_eq!(w, 10);

@@ -26,8 +26,7 @@
 //! computed first, then the messages read them) and in the backward (the gradients of both
 //! edges' outputs are summed, then propagated once through the shared activations). The
 //! messages are the same bit for bit; the weight gradients differ in rounding only. A kNN
-//! graph is mostly pairs (84% of the edges of 16 x 1024 uniform points, k = 16), so the
-//! MLP runs for 58% of its edges.
+//! graph is mostly pairs, so the MLP runs for little more than half of its edges.
 //!
 //! # Shapes
 //! - `packed`: `[W1 (H, I) row-major, b1 (H), W2 (d, H) row-major, b2 (d)]`, flattened
@@ -83,8 +82,7 @@ impl Real for f64 {
 /// `n = round(x / ln 2)`, `|r| <= ln 2 / 2`, and Cephes' degree-6 polynomial for `e^r`. With
 /// `FUSED` the reduction and the polynomial are chains of fused multiply-adds, about half the
 /// instructions and latency of separate multiplies and adds (the exponentials of the radial
-/// basis and the sigmoids are the kernel's longest dependency chains; the learned frames'
-/// forward measured 47-49 against 51-52 ms in two interleaved criterion pairs).
+/// basis and the sigmoids are the kernel's longest dependency chains).
 #[inline(always)]
 fn exp_f32<const FUSED: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -151,7 +149,7 @@ fn fma<F: Real, const FUSED: bool>(a: F, b: F, c: F) -> F {
 /// sums: one set is a chain of dependent additions per register, which left the core waiting
 /// on their latency half the time. The compiler keeps part of these sums on the stack (66
 /// fused multiply-adds with a stack operand in the bench binary); blocks of 16 keep them in
-/// registers but measured no faster, so the wider blocks stay.
+/// registers but were no faster (docs/performance.md), so the wider blocks stay.
 #[inline(always)]
 fn affine<F: Real, const FUSED: bool>(out: &mut [F], b: &[F], x: &[F], cols: &[F]) {
     const B: usize = 32;
@@ -368,8 +366,8 @@ impl EdgeMlp {
     /// The inputs and both layers of one edge row, into `t`. With `H` = 32 and `I` about 10
     /// a matrix-product library spends more time packing its operands than multiplying; these
     /// loops over contiguous runs of `H` vectorise and keep every intermediate in L1, cheaply
-    /// enough that the backward recomputes them (the version that stored them for it measured
-    /// no faster, with 0.1 GB more peak memory in a TF-PointNet++ step). Plain
+    /// enough that the backward recomputes them (storing them for it was no faster and took
+    /// more memory). Plain
     /// loops over slices throughout: iterator adapters such as `collect` are not inlined into
     /// the SIMD versions of the kernel (see `Chunk`).
     #[inline(always)]
@@ -1043,7 +1041,7 @@ mod tests {
             let ei = Tensor::new(vec![src, dst], &Device::Cpu).unwrap();
             let edges = Arc::new(HostEdges::new(&ei, n).unwrap());
             let pos = Tensor::from_vec(pos, (n, d), &Device::Cpu).unwrap();
-            let rows = crate::edge_rows::edge_rows(&pos, edges.clone(), 1.5).unwrap();
+            let rows = super::super::edge_rows::edge_rows(&pos, edges.clone(), 1.5).unwrap();
             let data: Vec<f64> = rows.flatten_all().unwrap().to_vec1().unwrap();
             let (rbf, hidden) = (6, 20);
             let op = |pairs: Option<Arc<Vec<u32>>>| EdgeMlp {
@@ -1112,7 +1110,7 @@ mod tests {
         edges: &Arc<crate::geometry::HostEdges>,
     ) -> Vec<f32> {
         let pos = pos.to_dtype(candle_core::DType::F32).unwrap();
-        crate::edge_rows::edge_rows(&pos, edges.clone(), 1.5)
+        super::super::edge_rows::edge_rows(&pos, edges.clone(), 1.5)
             .unwrap()
             .flatten_all()
             .unwrap()

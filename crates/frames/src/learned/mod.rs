@@ -1,4 +1,4 @@
-//! Learned frames (method.md section 3), in any dimension.
+//! Learned frames (docs/method.md, section 3), in any dimension.
 //!
 //! `v_{i,k} = sum_{j in N(i)} phi_k(s_i, s_j, rbf(|x_j - x_i|)) env(|x_j - x_i| / r_c) unit(x_j - x_i)`
 //! for `k = 1..d`, then Gram-Schmidt ([`crate::orthonormalize`]). `phi` is an MLP on invariant
@@ -12,14 +12,17 @@
 //! # Shapes
 //! `pos (N, d)`, `edge_index (2, E)`, `scalars (N, S)` -> frames `(N, d, d)`.
 
+mod edge_mlp;
+mod edge_rows;
+
 use std::sync::Arc;
 
 use candle_core::{bail, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
+use self::edge_mlp::{edge_mlp, EdgeMlp};
+use self::edge_rows::edge_rows;
 use crate::builder::{FrameBuilder, FrameInput};
-use crate::edge_mlp::{edge_mlp, EdgeMlp};
-use crate::edge_rows::edge_rows;
 use crate::geometry::{check_positions, HostEdges};
 use crate::local_frames::{split_edges, LocalFrames};
 use crate::orthonormalize::{orthonormalize, Handedness, Orthonormalize};

@@ -24,8 +24,7 @@
 //! Cost: `n` queries times at most [`WindingOrientation::max_sources`] sources in the first
 //! round, and times the sources that flipped in each later one (the vote changes only by
 //! their terms); the per-source loop runs in blocks of [`LANES`] with a partial sum per lane,
-//! so it vectorises. 100k points: 0.9 s on 2 cores, 4.6x faster than the scalar loop that
-//! recomputed every round, with identical flips.
+//! so it vectorises.
 //!
 //! # Shapes
 //! `points (n * d)`, `normals (n * d)` (unit or zero rows), flat row-major.
