@@ -22,17 +22,7 @@ const TOL: f64 = 1e-9;
 fn model_config(name: &str, d: usize) -> ModelConfig {
     use PcaOrientation::*;
     let variant = |orient, confidence, offset, visibility| {
-        let mut input = InputFeatures::multiscale(orient);
-        if let InputFeatures::PcaNormal {
-            confidence: c,
-            offset: o,
-            visibility: v,
-            ..
-        } = &mut input
-        {
-            (*c, *o, *v) = (confidence, offset, visibility);
-        }
-        input
+        InputFeatures::multiscale(orient).with_scalars(confidence, offset, visibility)
     };
     let input = match name.strip_prefix("pointnet2-normals-") {
         Some("pca-multiscale") => variant(Centroid, false, false, false),

@@ -194,6 +194,24 @@ impl InputFeatures {
         }
     }
 
+    /// The same features with the optional invariant scalars switched (see
+    /// [`InputFeatures::PcaNormal`]); no change to [`InputFeatures::None`].
+    pub fn with_scalars(self, confidence: bool, offset: bool, visibility: bool) -> Self {
+        match self {
+            Self::None => Self::None,
+            Self::PcaNormal {
+                k, scales, orient, ..
+            } => Self::PcaNormal {
+                k,
+                scales,
+                orient,
+                confidence,
+                offset,
+                visibility,
+            },
+        }
+    }
+
     /// Invariant scalars per point after the variations: the confidences (without
     /// `confidence`: none), then the offsets (without `offset`: none), then the visibility
     /// score (without `visibility`: none).

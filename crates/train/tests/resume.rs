@@ -232,16 +232,7 @@ fn fine_tuning_across_input_feature_changes() {
     // The bundled estimator's input variants (configs/normals-real*.toml) on pointnet2-normals.
     let with_input = |dir: &std::path::Path, orient, confidence, offset, visibility| {
         let mut r = run(dir, "pointnet2-normals");
-        let mut input = InputFeatures::multiscale(orient);
-        if let InputFeatures::PcaNormal {
-            confidence: c,
-            offset: o,
-            visibility: v,
-            ..
-        } = &mut input
-        {
-            (*c, *o, *v) = (confidence, offset, visibility);
-        }
+        let input = InputFeatures::multiscale(orient).with_scalars(confidence, offset, visibility);
         if let ModelConfig::Pointnet2(m) = &mut r.config.model {
             m.input = input;
         }
