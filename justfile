@@ -23,19 +23,22 @@ proptest-long cases="4096":
 bench:
     cargo bench -p tf-benches
 
-# The main job: every table of the paper in quick mode (embedded synthetic data, 20 minutes
-# to over an hour on 2 cores depending on the machine, including the build), written to papers/tensor-frames/results/ with
-# summary.md as the index. Finished training runs are cached in runs/ and reused.
+# The main job: every table of the paper in quick mode, a smoke run of the whole pipeline on
+# the embedded synthetic data (one seed, a short budget; its tables say they are not
+# evidence), written to papers/tensor-frames/results/quick/ with summary.md as the index.
+# Finished training runs are cached in runs/ and reused.
 reproduce:
     cargo run --release -p tf-reproduce -- --quick
 
-# The full protocol (bigger data, longer training, 3 seeds; hours on CPU). Pass a dataset
-# folder to use real data, e.g. `just reproduce-full --data data/modelnet40_normal_resampled`.
-reproduce-full *args:
-    cargo run --release -p tf-reproduce -- --full {{args}}
+# The standard protocol, whose tables are evidence (papers/tensor-frames/results/): the same
+# learning-rate sweep for every row, early stopping, 3 seeds. Hours on 2 cores; every finished
+# run leaves a summary in papers/tensor-frames/runs/ that a rerun reuses, so it can be finished
+# over several sittings. Pass `--only t1-normals` for one table, `--data <folder>` for real data.
+reproduce-standard *args:
+    cargo run --release -p tf-reproduce -- --standard {{args}}
 
-# One table, e.g. `just table t1-normals` (names: equivariance-models, overhead, t1-normals,
-# t4-ablation, t2-segmentation, t3-classification, f4-data-efficiency, normals-nd).
+# One table in quick mode, e.g. `just table t1-normals` (names: equivariance-models, overhead,
+# t1-normals, t4-ablation, t2-segmentation, t3-classification, f4-data-efficiency, normals-nd).
 table name *args:
     cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
 

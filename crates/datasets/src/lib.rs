@@ -54,5 +54,7 @@ pub use orient::Orientation;
 pub use pointset::{read_point_set, read_points, Columns};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
-pub use synthetic::{Split, Synthetic, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES};
+pub use synthetic::{
+    Split, Synthetic, GENERATOR_VERSION, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES,
+};
 pub use synthetic_nd::{SyntheticNd, SYNTHETIC_ND_CLASSES};

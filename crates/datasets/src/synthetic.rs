@@ -5,16 +5,21 @@
 //!
 //! | class | shape | parts |
 //! |---|---|---|
-//! | 0 sphere | superellipsoid, equal axes, p = 2 | upper / lower half |
-//! | 1 ellipsoid | superellipsoid, random axes, p = 2 | upper / lower half |
-//! | 2 rounded box | superellipsoid, random axes, p in [3, 6] | upper / lower half |
-//! | 3 box | cuboid | x, y, z face pairs |
+//! | 0 sphere | superellipsoid, equal axes, p = 2 | one part |
+//! | 1 ellipsoid | superellipsoid, random axes, p = 2 | band / tips of the longest axis |
+//! | 2 rounded box | superellipsoid, random axes, p in [3, 6] | flat faces / rounded edges |
+//! | 3 box | cuboid, distinct side lengths | long, middle, short face pairs |
 //! | 4 cylinder | capped cylinder | side / caps |
 //! | 5 cone | capped cone | lateral / base |
 //! | 6 torus | torus | outer / inner half |
 //! | 7 capsule | cylinder + two spheres (union) | body / caps |
 //! | 8 dumbbell | two spheres + thin cylinder (union) | ends / bar |
 //! | 9 table | slab + four legs (union) | top / legs |
+//!
+//! Every part label is defined by the shape's own geometry (extents, curvature, pieces), never
+//! by its pose, so an invariant model can recover it: a label that only a canonical pose
+//! reveals (say, the sign of z on a shape symmetric in z) would cap every equivariant model's
+//! score. The labels are invariant under each shape's mirror symmetries (tested).
 //!
 //! Points are area-uniform on each primitive (rejection sampling where the area element is not
 //! constant); in unions, points inside another piece are dropped, so every point lies on the
@@ -30,6 +35,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::shape::Shape;
+
+/// Changes whenever the generator draws different shapes or labels from the same seed, so that
+/// caches keyed by a data configuration (training runs, run summaries) are not reused across
+/// versions. 2: part labels by geometry (ellipsoid tips, rounded-box faces, box faces by size).
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// Number of classes of the synthetic set.
 pub const SYNTHETIC_CLASSES: usize = 10;
@@ -117,7 +127,12 @@ enum Piece {
         bound: f64,
     },
     /// Axis-aligned box with half extents `half`.
-    Cuboid { center: [f64; 3], half: [f64; 3] },
+    /// An axis-aligned box; its faces get the part of their axis (0, 1, 2) unless `part` says.
+    Cuboid {
+        center: [f64; 3],
+        half: [f64; 3],
+        part: Option<u32>,
+    },
     /// Cylinder along `axis` (0, 1 or 2) with caps.
     Cylinder {
         center: [f64; 3],
@@ -140,8 +155,12 @@ enum Piece {
 /// How a superellipsoid assigns parts to its points.
 #[derive(Debug, Clone, Copy)]
 enum PartRule {
-    /// `upper` above the centre, `upper + 1` below.
-    Halves(u32),
+    /// `k` on the band around the longest axis (axis 0), `k + 1` on the tips beyond 70% of its
+    /// half-length.
+    Tips(u32),
+    /// `k` where the surface is flat (the normal within about 18 degrees of an axis), `k + 1` on
+    /// the rounded edges and corners.
+    Flat(u32),
     /// One part for the whole piece.
     Whole(u32),
 }
@@ -155,7 +174,7 @@ fn pieces(label: u32, rng: &mut ChaCha8Rng) -> Vec<Piece> {
     match label {
         0 => {
             let r = uniform(rng, 0.6, 1.0);
-            vec![se(o, [r; 3], 2.0, PartRule::Halves(0), rng)]
+            vec![se(o, [r; 3], 2.0, PartRule::Whole(0), rng)]
         }
         1 => {
             let axes = [
@@ -163,7 +182,7 @@ fn pieces(label: u32, rng: &mut ChaCha8Rng) -> Vec<Piece> {
                 uniform(rng, 0.4, 0.7),
                 uniform(rng, 0.2, 0.4),
             ];
-            vec![se(o, axes, 2.0, PartRule::Halves(0), rng)]
+            vec![se(o, axes, 2.0, PartRule::Tips(0), rng)]
         }
         2 => {
             let axes = [
@@ -172,15 +191,17 @@ fn pieces(label: u32, rng: &mut ChaCha8Rng) -> Vec<Piece> {
                 uniform(rng, 0.4, 0.8),
             ];
             let p = uniform(rng, 3.0, 6.0);
-            vec![se(o, axes, p, PartRule::Halves(0), rng)]
+            vec![se(o, axes, p, PartRule::Flat(0), rng)]
         }
+        // Distinct side lengths, so "the long faces" are a property of the box, not of its pose.
         3 => vec![Piece::Cuboid {
             center: o,
             half: [
-                uniform(rng, 0.5, 1.0),
-                uniform(rng, 0.3, 0.8),
-                uniform(rng, 0.1, 0.5),
+                uniform(rng, 0.75, 1.0),
+                uniform(rng, 0.45, 0.65),
+                uniform(rng, 0.15, 0.35),
             ],
+            part: None,
         }],
         4 => vec![Piece::Cylinder {
             center: o,
@@ -244,6 +265,7 @@ fn pieces(label: u32, rng: &mut ChaCha8Rng) -> Vec<Piece> {
             let mut v = vec![Piece::Cuboid {
                 center: [0.0, 0.0, h],
                 half: [w, dpt, t],
+                part: Some(0),
             }];
             for (sx, sy) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)] {
                 v.push(Piece::Cylinder {
@@ -360,7 +382,7 @@ impl Piece {
                     p,
                 ) < 1.0 - eps
             }
-            Piece::Cuboid { center, half } => {
+            Piece::Cuboid { center, half, .. } => {
                 (0..3).all(|i| (q[i] - center[i]).abs() < half[i] - eps)
             }
             Piece::Cylinder {
@@ -411,14 +433,15 @@ impl Piece {
                     if rng.random::<f64>() * bound <= w {
                         let (x, n) = se_point(u, axes, p);
                         let part = match part {
-                            PartRule::Halves(k) => k + u32::from(x[2] < 0.0),
+                            PartRule::Tips(k) => k + u32::from(x[0].abs() > 0.7 * axes[0]),
+                            PartRule::Flat(k) => k + u32::from(n.iter().all(|v| v.abs() < 0.95)),
                             PartRule::Whole(k) => k,
                         };
                         return (add(center, x), n, part);
                     }
                 }
             }
-            Piece::Cuboid { center, half } => {
+            Piece::Cuboid { center, half, part } => {
                 let areas = [half[1] * half[2], half[0] * half[2], half[0] * half[1]];
                 let t = rng.random::<f64>() * (areas[0] + areas[1] + areas[2]);
                 let axis = if t < areas[0] {
@@ -439,7 +462,7 @@ impl Piece {
                     };
                 }
                 n[axis] = side;
-                (add(center, x), n, axis as u32)
+                (add(center, x), n, part.unwrap_or(axis as u32))
             }
             Piece::Cylinder {
                 center,

@@ -53,6 +53,11 @@ pub const PRESETS: &[Preset] = &[
         build: |d| pointnet2_normals(d, |c| c.input = InputFeatures::pca(16)),
     },
     Preset {
+        name: "pointnet2-normals-ssg",
+        summary: "the paper-sized trunk: PointNet++ SSG widths (about 1.4M parameters), learned frames, tensorial messages",
+        build: |d| ModelConfig::Pointnet2(pointnet2_ssg(d, HeadConfig::Normals)),
+    },
+    Preset {
         name: "pointnet2-normals-scalar",
         summary: "learned frames, scalar messages (no transport; the local-canonicalisation prior)",
         build: |d| pointnet2_normals(d, |c| c.messages = Messages::Scalar),
@@ -163,6 +168,42 @@ fn pointnet2(d: usize, head: HeadConfig) -> PointNet2Config {
         ],
         head,
     }
+}
+
+/// TF-PointNet++ at the widths of PointNet++ SSG (Qi et al. 2017: 512 and 128 centres with
+/// MLPs up to 128 and 256 channels, a wide global layer, feature propagation down to 128
+/// channels), so the frame network's share of the parameters compares with the paper's.
+fn pointnet2_ssg(d: usize, head: HeadConfig) -> PointNet2Config {
+    let mut c = pointnet2(d, head);
+    c.sa = vec![
+        SetAbstractionConfig {
+            ratio: 0.5,
+            radius: 0.2,
+            max_neighbors: 32,
+            reps: "64x0n+16x1n+4x2n".into(),
+            hidden: 128,
+        },
+        SetAbstractionConfig {
+            ratio: 0.25,
+            radius: 0.4,
+            max_neighbors: 64,
+            reps: "128x0n+32x1n+8x2n".into(),
+            hidden: 256,
+        },
+    ];
+    c.global_reps = "512x0n+64x1n".into();
+    c.global_hidden = 768;
+    let fp = |k: usize, reps: &str, hidden: usize| FeaturePropagationConfig {
+        k,
+        reps: reps.into(),
+        hidden,
+    };
+    c.fp = vec![
+        fp(1, "128x0n+32x1n+8x2n", 256),
+        fp(3, "64x0n+16x1n+4x2n", 256),
+        fp(3, "64x0n+16x1n", 128),
+    ];
+    c
 }
 
 /// The normals TF-PointNet++ with one change.

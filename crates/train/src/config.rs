@@ -78,6 +78,15 @@ pub struct TrainConfig {
     /// fresh run reads it; a resumed run continues from its own checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<std::path::PathBuf>,
+    /// Early stopping: end the run once this many epochs have passed without a new best
+    /// validation value (0: train all `epochs`, which is then a cap). The learning-rate
+    /// schedule still spans `epochs`, so a run that stops early stops at a higher rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub patience: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for TrainConfig {
@@ -99,6 +108,7 @@ impl Default for TrainConfig {
             keep_last: 2,
             progress: true,
             init: None,
+            patience: 0,
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct Outcome {
     pub resumed_from: usize,
     /// Wall time of this session.
     pub seconds: f64,
+    /// The best validation value and its (1-based) epoch, if there was validation data.
+    pub best: Option<(usize, f64)>,
+    /// True when early stopping ended the run before `epochs` (this session or an earlier one).
+    pub stopped_early: bool,
 }
 
 /// Extra controls of a session.
@@ -243,7 +247,16 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
     );
     bar.set_position(step as u64);
 
+    let patience_spent = |epoch: usize, best: Option<(usize, f64)>| {
+        cfg.train.patience > 0 && best.is_some_and(|(b, _)| epoch >= b + cfg.train.patience)
+    };
+    let mut stopped_early = false;
     while epoch < cfg.train.epochs {
+        if patience_spent(epoch, best) {
+            tracing::info!(epoch, best = ?best, "early stopping: no new best validation value");
+            stopped_early = true;
+            break;
+        }
         if session.stop_after.is_some_and(|s| epoch >= s) {
             break;
         }
@@ -343,6 +356,8 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         history,
         resumed_from,
         seconds: started.elapsed().as_secs_f64(),
+        best,
+        stopped_early: stopped_early || (epoch < cfg.train.epochs && patience_spent(epoch, best)),
     })
 }
 

@@ -304,3 +304,35 @@ fn fine_tuning_across_input_feature_changes() {
         assert_eq!(grown, want, "{preset}");
     }
 }
+
+/// Early stopping ends a run `patience` epochs after its last new best validation value, and a
+/// resumed run that already stopped stays stopped. With a learning rate too small to change an
+/// f32 weight, the validation value never improves after the first epoch.
+#[test]
+fn early_stopping_ends_the_run_after_patience_epochs_without_a_new_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run(dir.path(), "pointnet2-normals");
+    r.config.train.epochs = 10;
+    r.config.train.lr = 1e-30;
+    r.config.train.patience = 2;
+    let first = train(&r, Session::default()).unwrap();
+    assert_eq!(
+        first.history.len(),
+        3,
+        "epoch 1 is the best, 2 and 3 exhaust the patience"
+    );
+    assert!(first.stopped_early);
+    assert_eq!(first.best.map(|b| b.0), Some(1));
+    let again = train(&r, Session::default()).unwrap();
+    assert_eq!(again.history.len(), 3);
+    assert!(again.stopped_early);
+    assert_eq!(without_time(&again.history), without_time(&first.history));
+    // Without patience the same run trains every epoch.
+    let full_dir = tempfile::tempdir().unwrap();
+    let mut full = run(full_dir.path(), "pointnet2-normals");
+    full.config.train.epochs = 4;
+    full.config.train.lr = 1e-30;
+    let out = train(&full, Session::default()).unwrap();
+    assert_eq!(out.history.len(), 4);
+    assert!(!out.stopped_early);
+}

@@ -111,7 +111,7 @@ impl Experiment for Equivariance {
             "Worst relative error of a learned-frame model: {worst:.1e}; of a layer with learned, \
              PCA or nearest-neighbour frames (d = 2..7, see equivariance.md): {worst_layer:.1e}: {}. \
              The identity-frame control errs by at least {control:.2} (detected).",
-            if worst.max(worst_layer) < 1e-9 { "confirmed (below 1e-9)" } else { "NOT confirmed" }
+            if worst.max(worst_layer) < 1e-9 { "exact to float precision (below 1e-9)" } else { "NOT below 1e-9" }
         );
         report.notes = vec![
             "Each trial: two random clouds, one proper and one improper element of E(d) (random translation included); error = max |f(gx) - g f(x)| / max |g f(x)|, computed in f64.".into(),

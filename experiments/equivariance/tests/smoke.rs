@@ -10,6 +10,9 @@ fn smoke_run_writes_the_table() -> anyhow::Result<()> {
     )?)?;
     anyhow::ensure!(layers["rows"].as_array().is_some_and(|r| !r.is_empty()));
     let verdict = json["report"]["verdict"].as_str().unwrap_or_default();
-    anyhow::ensure!(verdict.contains("confirmed (below 1e-9)"), "{verdict}");
+    anyhow::ensure!(
+        verdict.contains("exact to float precision (below 1e-9)"),
+        "{verdict}"
+    );
     Ok(())
 }

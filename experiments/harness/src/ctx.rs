@@ -19,12 +19,15 @@ use crate::stat::{Cell, Stat};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Reproduce one table of the tensor-frames paper")]
 pub struct Args {
-    /// Embedded synthetic data, minutes on 2 CPU cores (the default).
-    #[arg(long, conflicts_with_all = ["full", "smoke"])]
+    /// A smoke run of the whole pipeline on the embedded synthetic data, minutes on 2 CPU cores
+    /// (the default): one seed, a short fixed budget. Its tables are not evidence.
+    #[arg(long, conflicts_with_all = ["standard", "smoke"])]
     pub quick: bool,
-    /// The full protocol: bigger data and models trained longer (hours on CPU).
-    #[arg(long, conflicts_with = "smoke")]
-    pub full: bool,
+    /// The standard protocol, whose tables are evidence: every row gets the same learning-rate
+    /// sweep (chosen on validation with seed 0), trains until validation stops improving, and
+    /// runs 3 seeds. Hours on 2 CPU cores; resumable from the committed run summaries.
+    #[arg(long, alias = "full", conflicts_with = "smoke")]
+    pub standard: bool,
     /// Tiny settings that only check the pipeline end to end (CI).
     #[arg(long)]
     pub smoke: bool,
@@ -32,15 +35,23 @@ pub struct Args {
     /// `tensor-frames data convert` and `just data-real` write).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Number of seeds per row (default: 1 in quick and smoke mode, 3 in full mode).
+    /// Number of seeds per row (default: 1 in quick and smoke mode, 3 in standard mode).
     #[arg(long)]
     pub seeds: Option<usize>,
-    /// Where the tables go.
-    #[arg(long, default_value = "papers/tensor-frames/results")]
-    pub out: PathBuf,
+    /// Where the tables go (default: `papers/tensor-frames/results` in standard mode,
+    /// `papers/tensor-frames/results/quick` and `.../smoke` otherwise, so a quick run never
+    /// overwrites the standard tables).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Where training runs (checkpoints, metrics) go; finished runs are reused.
     #[arg(long, default_value = "runs/experiments")]
     pub runs: PathBuf,
+    /// Where standard mode keeps one small summary per finished run (seed, learning rate,
+    /// epochs, metrics), named by a hash of the run's configuration. They are committed: a
+    /// summary whose hash matches is reused instead of training, so the tables can be finished
+    /// over several sittings and any row rerun to check it.
+    #[arg(long, default_value = "papers/tensor-frames/runs")]
+    pub summaries: PathBuf,
 }
 
 impl Args {
@@ -48,25 +59,52 @@ impl Args {
     pub fn for_mode(mode: Mode, out: &Path, runs: &Path) -> Self {
         Self {
             quick: mode == Mode::Quick,
-            full: mode == Mode::Full,
+            standard: mode == Mode::Standard,
             smoke: mode == Mode::Smoke,
             data: None,
             seeds: None,
-            out: out.to_path_buf(),
+            out: Some(out.to_path_buf()),
             runs: runs.to_path_buf(),
+            summaries: {
+                let mut s = runs.as_os_str().to_owned();
+                s.push("-summaries");
+                PathBuf::from(s)
+            },
         }
+    }
+
+    /// The mode the flags select.
+    pub fn mode(&self) -> Mode {
+        if self.smoke {
+            Mode::Smoke
+        } else if self.standard {
+            Mode::Standard
+        } else {
+            Mode::Quick
+        }
+    }
+
+    /// Where the tables go: `--out`, or the mode's own folder.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let root = PathBuf::from("papers/tensor-frames/results");
+            match self.mode() {
+                Mode::Standard => root,
+                m => root.join(m.name()),
+            }
+        })
     }
 }
 
 /// How much work a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Pipeline check only.
+    /// Pipeline check only (CI).
     Smoke,
-    /// Minutes on 2 cores, synthetic data.
+    /// Minutes on 2 cores, synthetic data, one seed: a smoke run of the whole pipeline.
     Quick,
-    /// The real protocol.
-    Full,
+    /// The protocol whose tables are evidence.
+    Standard,
 }
 
 impl Mode {
@@ -75,10 +113,27 @@ impl Mode {
         match self {
             Mode::Smoke => "smoke",
             Mode::Quick => "quick",
-            Mode::Full => "full",
+            Mode::Standard => "standard",
         }
     }
+
+    /// Whether a table of this mode may state verdicts (standard mode only).
+    pub fn is_evidence(self) -> bool {
+        self == Mode::Standard
+    }
 }
+
+/// The learning rates every row of a standard-mode table is tried with (seed 0, chosen on
+/// validation, then fixed for the other seeds).
+pub const LR_GRID: [f64; 3] = [3e-3, 1e-3, 3e-4];
+
+/// Standard mode's cap on epochs and its early-stopping patience.
+pub const STANDARD_EPOCHS: usize = 80;
+/// See [`STANDARD_EPOCHS`].
+pub const STANDARD_PATIENCE: usize = 20;
+
+/// Bump when the evaluation of a run changes, so standard-mode summaries are recomputed.
+const SUMMARY_VERSION: u32 = 1;
 
 /// What a table trains for (decides the data and the head).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +159,8 @@ pub struct Fitted {
     pub config: RunConfig,
     /// Wall time of training in this process (0 when the run was reused from disk).
     pub seconds: f64,
+    /// The run's directory.
+    pub dir: PathBuf,
 }
 
 /// Everything an experiment needs: mode, seeds, data and the run cache.
@@ -119,11 +176,30 @@ pub struct Ctx {
     pub out: PathBuf,
     /// Folder of training runs.
     pub runs: PathBuf,
+    /// Folder of standard-mode run summaries.
+    pub summaries: PathBuf,
     /// The command that reproduces this output.
     pub command: String,
     /// Curves recorded by [`fit`](Self::fit): label -> (epoch, validation metric) per seed.
     pub curves: Vec<(String, Vec<(f64, f64)>)>,
+    /// Training time of every run this table used, summed (wall seconds on this machine's
+    /// threads; reused runs count with the time they took when they were trained).
+    pub train_seconds: f64,
     splits: HashMap<String, Splits>,
+}
+
+/// A label as a file-name part: lower-case ASCII letters and digits, other characters `-`.
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn fnv(s: &str) -> u64 {
@@ -135,14 +211,10 @@ fn fnv(s: &str) -> u64 {
 impl Ctx {
     /// From parsed arguments.
     pub fn new(args: &Args, name: &str) -> Result<Self> {
-        let mode = if args.smoke {
-            Mode::Smoke
-        } else if args.full {
-            Mode::Full
-        } else {
-            Mode::Quick
-        };
-        let n = args.seeds.unwrap_or(if mode == Mode::Full { 3 } else { 1 });
+        let mode = args.mode();
+        let n = args
+            .seeds
+            .unwrap_or(if mode == Mode::Standard { 3 } else { 1 });
         if n == 0 {
             bail!("--seeds must be at least 1");
         }
@@ -158,16 +230,18 @@ impl Ctx {
         if args.seeds.is_some() {
             command.push_str(&format!(" --seeds {n}"));
         }
-        std::fs::create_dir_all(&args.out)
-            .with_context(|| format!("creating {}", args.out.display()))?;
+        let out = args.out_dir();
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         Ok(Self {
             mode,
             seeds: (0..n as u64).collect(),
             data: args.data.clone(),
-            out: args.out.clone(),
+            out,
             runs: args.runs.clone(),
+            summaries: args.summaries.clone(),
             command,
             curves: Vec::new(),
+            train_seconds: 0.0,
             splits: HashMap::new(),
         })
     }
@@ -191,11 +265,12 @@ impl Ctx {
                 t.points = 256;
                 t.warmup_steps = 20;
             }
-            Mode::Full => {
-                t.epochs = 60;
-                t.batch_size = 16;
-                t.points = 1024;
-                t.warmup_steps = 200;
+            Mode::Standard => {
+                t.epochs = STANDARD_EPOCHS;
+                t.patience = STANDARD_PATIENCE;
+                t.batch_size = 8;
+                t.points = 256;
+                t.warmup_steps = 40;
             }
         }
         t
@@ -213,7 +288,7 @@ impl Ctx {
         let (train_per_class, test_per_class, points) = match self.mode {
             Mode::Smoke => (1, 1, 96),
             Mode::Quick => (20, 10, 512),
-            Mode::Full => (100, 30, 2048),
+            Mode::Standard => (30, 10, 512),
         };
         Ok(if d == 3 {
             DataConfig::Synthetic {
@@ -339,21 +414,14 @@ impl Ctx {
             splits.train = std::sync::Arc::new(splits.train.truncated(n));
         }
         let key = format!(
-            "{}{}",
+            "g{}{}{}",
+            tf_datasets::GENERATOR_VERSION,
             serde_json::to_string(&config)?,
             limit.map(|n| format!("limit{n}")).unwrap_or_default()
         );
-        let slug: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let dir = self.runs.join(format!("{slug}-{:016x}", fnv(&key)));
+        let dir = self
+            .runs
+            .join(format!("{}-{:016x}", slug(label), fnv(&key)));
         let run = Run {
             dir: dir.clone(),
             config: config.clone(),
@@ -383,6 +451,7 @@ impl Ctx {
             splits,
             config,
             seconds,
+            dir,
         })
     }
 
@@ -469,6 +538,41 @@ pub fn pca_metrics(
 }
 
 /// A row evaluated over all seeds.
+/// What one finished training run measured: the small record standard mode commits (see
+/// [`Args::summaries`]) and reuses when the run's configuration hash matches.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RunSummary {
+    /// Row label.
+    pub label: String,
+    /// FNV-1a hash of the run's full configuration (model, training, data, training-set
+    /// limit) and of the summary format, hex.
+    pub config_hash: String,
+    /// Training seed.
+    pub seed: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The epoch with the best validation value (the tested weights in standard mode).
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run before its epoch cap.
+    pub stopped_early: bool,
+    /// Validation metrics at the best epoch.
+    pub val: BTreeMap<String, f64>,
+    /// Test metrics on canonical poses.
+    pub canonical: BTreeMap<String, f64>,
+    /// Test metrics under random O(d) elements.
+    pub rotated: BTreeMap<String, f64>,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Parameters of the frame network.
+    pub frame_params: usize,
+    /// Seconds of training (summed over sessions that trained it).
+    pub train_seconds: f64,
+    /// Validation value of the primary metric per epoch.
+    pub curve: Vec<(usize, f64)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Evaluated {
     /// Test metrics on canonical poses, per seed.
@@ -481,6 +585,11 @@ pub struct Evaluated {
     pub seconds: f64,
     /// The learning rate used per seed (chosen on validation for the baselines).
     pub lrs: Vec<f64>,
+    /// The runs behind the row, one per seed (and, for seed 0, every learning rate tried).
+    pub runs: Vec<RunSummary>,
+    /// The metric that says whether the row trained (`abs_cos` for normals, else `accuracy`)
+    /// and its chance level.
+    pub chance: (&'static str, f64),
 }
 
 /// Learning rates tried for the non-equivariant baselines.
@@ -504,6 +613,53 @@ impl Evaluated {
         Cell::Text(l.join(", "))
     }
 
+    /// Per-seed test metric under random O(d) elements (for paired comparisons).
+    pub fn rotated_values(&self, metric: &str) -> Vec<f64> {
+        self.rotated.iter().map(|m| m[metric]).collect()
+    }
+
+    /// Whether every seed's best validation value beat chance by 0.05 on the row's
+    /// [`chance`](Self::chance) metric. Runs reused from quick mode have no validation record
+    /// and count as trained.
+    pub fn trained(&self) -> bool {
+        let (metric, chance) = self.chance;
+        let seeds: std::collections::BTreeSet<u64> = self.runs.iter().map(|r| r.seed).collect();
+        seeds.iter().all(|&s| {
+            self.runs
+                .iter()
+                .filter(|r| r.seed == s && self.lrs.contains(&r.lr))
+                .any(|r| {
+                    r.val
+                        .get(metric)
+                        .is_none_or(|&v| crate::verdict::trained(v, chance, 0.05))
+                })
+        })
+    }
+
+    /// A row label, marked when the row did not train (its numbers then enter no verdict).
+    pub fn label(&self, label: &str) -> String {
+        if self.trained() {
+            label.to_string()
+        } else {
+            format!("{label} (did not train)")
+        }
+    }
+
+    /// Epochs trained per seed, as `min-max` text for a table cell.
+    pub fn epochs_cell(&self) -> Cell {
+        let chosen: Vec<usize> = self
+            .runs
+            .iter()
+            .filter(|r| self.lrs.get(r.seed as usize) == Some(&r.lr))
+            .map(|r| r.epochs)
+            .collect();
+        match (chosen.iter().min(), chosen.iter().max()) {
+            (Some(a), Some(b)) if a == b => Cell::Text(a.to_string()),
+            (Some(a), Some(b)) => Cell::Text(format!("{a}-{b}")),
+            _ => Cell::Text("-".into()),
+        }
+    }
+
     /// Largest |rotated - canonical| of a metric over seeds.
     pub fn gap(&self, metric: &str) -> f64 {
         self.canonical
@@ -517,6 +673,12 @@ impl Evaluated {
 impl Ctx {
     /// Trains a row once per seed (training seed = run seed) and tests each on canonical and
     /// randomly transformed test shapes.
+    ///
+    /// Standard mode tries every learning rate of [`LR_GRID`] with the first seed, keeps the
+    /// one with the best validation value for every seed, trains until validation stops
+    /// improving and tests the best epoch's weights. Quick and smoke mode train a fixed number
+    /// of epochs and test the last; only the non-equivariant baselines, which do not train at
+    /// the default rate, get a sweep (per seed) there.
     pub fn evaluate_row(
         &mut self,
         label: &str,
@@ -527,7 +689,8 @@ impl Ctx {
         self.evaluate_row_with(label, model, data, limit, None)
     }
 
-    /// [`evaluate_row`](Self::evaluate_row) with another number of epochs.
+    /// [`evaluate_row`](Self::evaluate_row) with another number of epochs (a cap in standard
+    /// mode).
     pub fn evaluate_row_with(
         &mut self,
         label: &str,
@@ -536,57 +699,233 @@ impl Ctx {
         limit: Option<usize>,
         epochs: Option<usize>,
     ) -> Result<Evaluated> {
+        let chance = match model.head() {
+            HeadConfig::Normals => ("abs_cos", crate::verdict::chance_abs_cos(model.d())),
+            HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => {
+                ("accuracy", 1.0 / classes.max(1) as f64)
+            }
+        };
         let mut out = Evaluated {
             canonical: Vec::new(),
             rotated: Vec::new(),
             params: 0,
             seconds: 0.0,
             lrs: Vec::new(),
+            runs: Vec::new(),
+            chance,
         };
-        // The non-equivariant baselines (identity and random-global frames) are sensitive to
-        // the learning rate (plain PointNet++ does not train at all at the default): they get a
-        // small sweep selected on the validation set. Equivariant rows use the default, untuned.
         use tf_models::FrameChoice;
         let baseline = matches!(
             model.frames().kind,
             FrameChoice::Identity | FrameChoice::RandomGlobal
         );
         let default_lr = self.train_config().lr;
-        let lrs: Vec<f64> = if baseline && self.mode != Mode::Smoke {
-            BASELINE_LRS.to_vec()
+        let standard = self.mode == Mode::Standard;
+        let lrs: Vec<f64> = if standard || (baseline && self.mode != Mode::Smoke) {
+            if standard {
+                LR_GRID.to_vec()
+            } else {
+                BASELINE_LRS.to_vec()
+            }
         } else {
             vec![default_lr]
         };
-        for seed in self.seeds.clone() {
-            let mut best: Option<(f64, Fitted)> = None;
-            for &lr in &lrs {
+        let mut chosen: Option<f64> = None;
+        for (i, seed) in self.seeds.clone().into_iter().enumerate() {
+            // Standard mode sweeps with the first seed only and keeps its choice.
+            let tried: Vec<f64> = match chosen {
+                Some(lr) if standard && i > 0 => vec![lr],
+                _ => lrs.clone(),
+            };
+            let mut best: Option<(f64, RunSummary)> = None;
+            for &lr in &tried {
                 let mut t = self.train_config();
                 t.seed = seed;
                 t.lr = lr;
                 if let Some(e) = epochs {
+                    // The same patience in optimiser steps when the cap is scaled (F4).
+                    t.patience = (t.patience * e).div_ceil(t.epochs);
                     t.epochs = e;
                 }
-                let fitted = self.fit(label, model.clone(), data.clone(), t, limit)?;
-                let primary = tf_train::primary_name(fitted.model.head());
-                let score = fitted
-                    .history
-                    .last()
-                    .and_then(|r| r.val.get(primary).copied())
-                    .unwrap_or(f64::NEG_INFINITY);
-                out.seconds += fitted.seconds;
+                let run = self.run_summary(label, model.clone(), data.clone(), t, limit)?;
+                let primary = tf_train::primary_name(model.head());
+                let score = run.val.get(primary).copied().unwrap_or(f64::NEG_INFINITY);
+                out.seconds += run.train_seconds;
+                out.runs.push(run.clone());
                 if best.as_ref().is_none_or(|(b, _)| score > *b) {
-                    best = Some((score, fitted));
+                    best = Some((score, run));
                 }
             }
-            let Some((_, fitted)) = best else {
+            let Some((_, run)) = best else {
                 bail!("no learning rate to try");
             };
-            out.lrs.push(fitted.config.train.lr);
-            out.canonical.push(self.test(&fitted, false)?);
-            out.rotated.push(self.test(&fitted, true)?);
-            out.params = fitted.model.params();
-            tracing::info!(row = label, seed, canonical = ?out.canonical.last(), rotated = ?out.rotated.last(), "row");
+            chosen = Some(run.lr);
+            out.lrs.push(run.lr);
+            out.canonical.push(run.canonical.clone());
+            out.rotated.push(run.rotated.clone());
+            out.params = run.params;
+            tracing::info!(row = label, seed, lr = run.lr, epochs = run.epochs, canonical = ?run.canonical, rotated = ?run.rotated, "row");
         }
         Ok(out)
     }
+
+    /// One run's summary: in standard mode read from [`Ctx::summaries`] when a summary with the
+    /// run's configuration hash is there, else trained (resuming from `runs/` if a session was
+    /// interrupted), tested at its best epoch, and written there atomically.
+    pub fn run_summary(
+        &mut self,
+        label: &str,
+        model: ModelConfig,
+        data: DataConfig,
+        train_cfg: TrainConfig,
+        limit: Option<usize>,
+    ) -> Result<RunSummary> {
+        let config = RunConfig {
+            model,
+            train: train_cfg,
+            data,
+        };
+        let key = format!(
+            "v{SUMMARY_VERSION}g{}{}{}",
+            tf_datasets::GENERATOR_VERSION,
+            serde_json::to_string(&config)?,
+            limit.map(|n| format!("limit{n}")).unwrap_or_default()
+        );
+        let hash = format!("{:016x}", fnv(&key));
+        let path = self.summaries.join(format!(
+            "{}-seed{}-{hash}.json",
+            slug(label),
+            config.train.seed
+        ));
+        let standard = self.mode == Mode::Standard;
+        if standard {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let s: RunSummary = serde_json::from_str(&text)
+                    .with_context(|| format!("reading run summary {}", path.display()))?;
+                if s.config_hash == hash {
+                    tracing::info!(row = label, seed = s.seed, lr = s.lr, "reusing run summary");
+                    self.train_seconds += s.train_seconds;
+                    self.curves.push((
+                        format!("{label} (seed {}, lr {:.0e})", s.seed, s.lr),
+                        s.curve.iter().map(|&(e, v)| (e as f64, v)).collect(),
+                    ));
+                    return Ok(s);
+                }
+            }
+        }
+        let Fitted {
+            model: last,
+            history,
+            splits,
+            config,
+            dir,
+            ..
+        } = self.fit(label, config.model, config.data, config.train, limit)?;
+        // Standard mode tests the weights of the best validation epoch.
+        let tested = if standard {
+            tf_train::load_model(&dir, candle_core::DType::F32)
+                .map_err(|e| anyhow::anyhow!("{label}: best checkpoint: {e}"))?
+        } else {
+            last
+        };
+        let primary = tf_train::primary_name(tested.head());
+        let best = history
+            .iter()
+            .filter(|r| r.val.contains_key(primary))
+            .max_by(|a, b| a.val[primary].total_cmp(&b.val[primary]))
+            .filter(|_| standard)
+            .or(history.last());
+        let summary = RunSummary {
+            label: label.to_string(),
+            config_hash: hash,
+            seed: config.train.seed,
+            lr: config.train.lr,
+            epochs: history.len(),
+            best_epoch: best.map_or(0, |r| r.epoch),
+            stopped_early: history.len() < config.train.epochs,
+            val: best.map(|r| r.val.clone()).unwrap_or_default(),
+            canonical: test_model(&tested, &splits, &config, false)?,
+            rotated: test_model(&tested, &splits, &config, true)?,
+            params: tested.params(),
+            frame_params: tested.frame_params(),
+            train_seconds: history.iter().map(|r| r.seconds).sum(),
+            curve: history
+                .iter()
+                .filter_map(|r| r.val.get(primary).map(|v| (r.epoch, *v)))
+                .collect(),
+        };
+        self.train_seconds += summary.train_seconds;
+        if standard {
+            std::fs::create_dir_all(&self.summaries)
+                .with_context(|| format!("creating {}", self.summaries.display()))?;
+            tf_train::write_atomic(&path, &serde_json::to_string_pretty(&summary)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(summary)
+    }
+}
+
+impl Ctx {
+    /// The protocol of this mode, for the tables' headers.
+    pub fn protocol(&self) -> String {
+        let t = self.train_config();
+        match self.mode {
+            Mode::Standard => format!(
+                "every row tries learning rates {} with seed 0 and keeps the one with the best \
+                 validation value for all seeds; each run trains until validation has not \
+                 improved for {} epochs (at most {}), and the best validation epoch is tested; \
+                 {} shapes x {} points per step",
+                LR_GRID.map(|l| format!("{l:.0e}")).join(", "),
+                t.patience,
+                t.epochs,
+                t.batch_size,
+                t.points
+            ),
+            _ => format!(
+                "a fixed budget of {} epochs of {} shapes x {} points, the last epoch tested; \
+                 only the non-equivariant baselines get a learning-rate sweep ({})",
+                t.epochs,
+                t.batch_size,
+                t.points,
+                BASELINE_LRS.map(|l| format!("{l:.0e}")).join(", ")
+            ),
+        }
+    }
+
+    /// The paired comparison of rows `a` and `b` on a rotated-pose test metric, for the claim
+    /// "`a` + `margin` > `b`" (`margin` 0: `a` beats `b`; 0.02: `a` is within 0.02 of `b` or
+    /// better). No verdict from rows that did not train, nor outside standard mode.
+    pub fn compare(
+        &self,
+        a: &Evaluated,
+        b: &Evaluated,
+        metric: &str,
+        margin: f64,
+    ) -> crate::Paired {
+        let av: Vec<f64> = a
+            .rotated_values(metric)
+            .iter()
+            .map(|v| v + margin)
+            .collect();
+        crate::Paired::new(
+            &av,
+            &b.rotated_values(metric),
+            a.trained() && b.trained(),
+            self.mode.is_evidence(),
+        )
+    }
+}
+
+fn test_model(
+    model: &Model,
+    splits: &Splits,
+    config: &RunConfig,
+    rotated: bool,
+) -> Result<BTreeMap<String, f64>> {
+    evaluate(
+        model,
+        splits.test.clone(),
+        &EvalConfig::from_run(config, rotated),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -3,7 +3,8 @@
 //! An experiment implements [`Experiment`]: a name (the output file stem), the paper's claim,
 //! and `run`, which trains rows through [`Ctx::fit`] (cached, resumable training runs keyed by
 //! their full configuration), evaluates them, and returns a [`Report`]. [`main`] supplies the
-//! command line (`--quick`, `--full`, `--smoke`, `--data`, `--seeds`, `--out`, `--runs`), logs,
+//! command line (`--quick`, `--standard`, `--smoke`, `--data`, `--seeds`, `--out`, `--runs`,
+//! `--summaries`), logs,
 //! timing and the outputs: `<out>/<name>.md`, `<out>/<name>.json` and training curves
 //! `<out>/<name>-curves.svg`.
 //!
@@ -31,14 +32,19 @@ mod report;
 mod rows;
 mod stat;
 mod variant;
+pub mod verdict;
 
-pub use ctx::{pca_metrics, Args, Ctx, Evaluated, Fitted, Mode, Task};
+pub use ctx::{
+    pca_metrics, Args, Ctx, Evaluated, Fitted, Mode, RunSummary, Task, LR_GRID, STANDARD_EPOCHS,
+    STANDARD_PATIENCE,
+};
 pub use experiment::Experiment;
 pub use report::{Report, Row};
 pub use rows::{compare_paper_rows, Column, Comparison};
 pub use stat::{Cell, Stat};
 pub use tf_train::plot::{curves_svg, loglog_svg, Series};
 pub use variant::{Variant, PAPER_ROWS};
+pub use verdict::{Paired, Verdict};
 
 use std::process::ExitCode;
 use std::time::Instant;

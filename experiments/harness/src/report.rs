@@ -76,17 +76,28 @@ impl Report {
         }
         let seeds: Vec<String> = ctx.seeds.iter().map(|s| s.to_string()).collect();
         let mut md = format!("# {}\n\n", exp.title);
+        if !ctx.mode.is_evidence() {
+            md.push_str(&format!(
+                "**{} run: not evidence.** It checks that the pipeline runs and gives a first \
+                 look at the numbers; with one seed and a short fixed budget no claim is \
+                 confirmed or contradicted here. The standard-mode tables \
+                 (`papers/tensor-frames/results/`) are the evidence.\n\n",
+                if ctx.mode == Mode::Quick {
+                    "Quick"
+                } else {
+                    "Smoke"
+                }
+            ));
+        }
         md.push_str(&format!(
-            "**Mode: {}**{}. Data: {}. Seeds: {}. Wall time: {:.0} s.\n\n",
+            "**Mode: {}.** Data: {}. Seeds: {}. Protocol: {}. Wall time: {:.0} s; training time of \
+             the runs used: {:.0} s.\n\n",
             ctx.mode.name(),
-            if ctx.mode == Mode::Full {
-                ""
-            } else {
-                " (reduced protocol: small data, short training; full mode replaces this file)"
-            },
             ctx.describe_data(3),
             seeds.join(", "),
-            self.seconds
+            ctx.protocol(),
+            self.seconds,
+            ctx.train_seconds
         ));
         md.push_str(&format!(
             "**Paper's claim.** {}\n\nThe paper's exact numbers are not available offline, so none are \
@@ -119,6 +130,8 @@ impl Report {
             "data": ctx.describe_data(3),
             "seeds": ctx.seeds,
             "seconds": self.seconds,
+            "train_seconds": ctx.train_seconds,
+            "protocol": ctx.protocol(),
             "command": ctx.command,
             "report": self,
         });

@@ -10,6 +10,7 @@ use crate::ctx::{Ctx, Evaluated};
 use crate::report::Report;
 use crate::stat::Cell;
 use crate::variant::PAPER_ROWS;
+use crate::verdict::Paired;
 
 /// A column of a paper-rows table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,29 +39,35 @@ impl Column {
     }
 }
 
-/// The figures a T2/T3 verdict compares: mean rotated-pose scores of the main rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The rows a T2/T3 verdict compares.
+#[derive(Debug, Clone)]
 pub struct Comparison {
     /// TF-PointNet++ with learned frames and tensorial messages.
-    pub tensorial: f64,
+    pub tensorial: Evaluated,
     /// Plain PointNet++ (identity frames).
-    pub plain: f64,
+    pub plain: Evaluated,
     /// PointNet++ with one random frame per shape (augmentation).
-    pub augmentation: f64,
+    pub augmentation: Evaluated,
     /// The largest rotated-canonical gap of any equivariant row.
     pub equivariant_gap: f64,
 }
 
 impl Comparison {
-    /// Within `margin` of the better baseline, or ahead of it.
-    pub fn competitive(&self, margin: f64) -> bool {
-        self.tensorial >= self.plain.max(self.augmentation) - margin
+    /// The claim "the tensorial row is within `margin` of the better baseline (by mean), or
+    /// ahead of it" on the rotated-pose `metric`, as a paired comparison.
+    pub fn competitive(&self, ctx: &Ctx, metric: &str, margin: f64) -> Paired {
+        let better = if self.plain.rotated(metric).mean >= self.augmentation.rotated(metric).mean {
+            &self.plain
+        } else {
+            &self.augmentation
+        };
+        ctx.compare(&self.tensorial, better, metric, margin)
     }
 }
 
 /// Trains and tests every [`PAPER_ROWS`] variant of `base` (run labels `"<tag> <row label>"`),
-/// fills one table row each with `columns` (headed `headers`), and compares the rows on the
-/// rotated-pose `metric`.
+/// fills one table row each with `columns` (headed `headers`) and the epochs trained, and
+/// keeps the rows the verdict compares on the rotated-pose `metric`.
 pub fn compare_paper_rows(
     ctx: &mut Ctx,
     tag: &str,
@@ -69,9 +76,11 @@ pub fn compare_paper_rows(
     columns: &[(&str, Column)],
     metric: &str,
 ) -> Result<(Report, Comparison)> {
-    let headers: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    let mut headers: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    headers.push("epochs");
     let mut report = Report::new(&headers);
-    let mut scores = Vec::new();
+    let mut rows = Vec::new();
+    let mut gap: f64 = 0.0;
     for v in PAPER_ROWS {
         let label = v.label("PointNet++");
         let e = ctx.evaluate_row(
@@ -80,19 +89,30 @@ pub fn compare_paper_rows(
             data,
             None,
         )?;
-        report.row(&label, columns.iter().map(|c| c.1.cell(&e)).collect());
-        scores.push((v, e.rotated(metric).mean, e.gap(metric)));
+        let mut cells: Vec<Cell> = columns.iter().map(|c| c.1.cell(&e)).collect();
+        cells.push(e.epochs_cell());
+        report.row(&e.label(&label), cells);
+        if v.is_equivariant() {
+            gap = gap.max(e.gap(metric));
+        }
+        rows.push(e);
     }
-    let score = |i: usize| scores[i].1;
-    let comparison = Comparison {
-        tensorial: score(3),
-        plain: score(0),
-        augmentation: score(1),
-        equivariant_gap: scores
-            .iter()
-            .filter(|s| s.0.is_equivariant())
-            .map(|s| s.2)
-            .fold(0.0, f64::max),
+    // PAPER_ROWS order: plain, augmentation, learned scalar, learned tensorial, refined.
+    rows.truncate(4);
+    let tensorial = rows.pop();
+    rows.truncate(2);
+    let (augmentation, plain) = (rows.pop(), rows.pop());
+    let (Some(tensorial), Some(augmentation), Some(plain)) = (tensorial, augmentation, plain)
+    else {
+        anyhow::bail!("the paper's rows are missing");
     };
-    Ok((report, comparison))
+    Ok((
+        report,
+        Comparison {
+            tensorial,
+            plain,
+            augmentation,
+            equivariant_gap: gap,
+        },
+    ))
 }

@@ -2,6 +2,6 @@
 
 #[test]
 fn smoke_run_writes_the_table() -> anyhow::Result<()> {
-    tf_experiments::smoke_test(env!("CARGO_BIN_EXE_overhead"), "overhead", 7)?;
+    tf_experiments::smoke_test(env!("CARGO_BIN_EXE_overhead"), "overhead", 8)?;
     Ok(())
 }

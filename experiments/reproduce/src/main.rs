@@ -45,10 +45,20 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let start = Instant::now();
+    let mode = cli.args.mode();
     let mut summary = String::from(
-        "# Reproduction summary\n\nOne line per table: our verdict on the paper's claim, computed from our numbers. \
-         Each table's file says which data, mode and seeds produced it.\n\n| table | mode | wall time | verdict |\n|---|---|---|---|\n",
+        "# Reproduction summary\n\nOne line per table: our verdict on the paper's claim, computed from our numbers \
+         (a claim is confirmed or contradicted only when the paired 95% interval over seeds excludes zero; \
+         inconclusive otherwise). Each table's file says which data, mode and seeds produced it.\n\n",
     );
+    if !mode.is_evidence() {
+        summary.push_str(&format!(
+            "**{} run: not evidence.** One seed and a short fixed budget check the pipeline; the \
+             standard-mode tables in `papers/tensor-frames/results/` are the evidence.\n\n",
+            mode.name()
+        ));
+    }
+    summary.push_str("| table | mode | wall time | verdict |\n|---|---|---|---|\n");
     let mut failed = false;
     for exp in all
         .iter()
@@ -59,7 +69,7 @@ fn main() -> ExitCode {
                 "| [{}]({}.md) | {} | {:.0} s | {} |\n",
                 exp.title(),
                 exp.name(),
-                mode(&cli.args),
+                mode.name(),
                 r.seconds,
                 r.verdict.replace('|', "/")
             )),
@@ -68,7 +78,7 @@ fn main() -> ExitCode {
                 summary.push_str(&format!(
                     "| {} | {} | - | FAILED: {e} |\n",
                     exp.title(),
-                    mode(&cli.args)
+                    mode.name()
                 ));
                 failed = true;
             }
@@ -79,7 +89,7 @@ fn main() -> ExitCode {
         "\nTotal wall time of the experiments: {total:.0} s.\n"
     ));
     if cli.only.is_empty() {
-        let path = cli.args.out.join("summary.md");
+        let path = cli.args.out_dir().join("summary.md");
         let tmp = path.with_extension("md.tmp");
         if let Err(e) = std::fs::write(&tmp, &summary).and_then(|_| std::fs::rename(&tmp, &path)) {
             eprintln!("error: writing {}: {e}", path.display());
@@ -91,15 +101,5 @@ fn main() -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-fn mode(a: &Args) -> &'static str {
-    if a.smoke {
-        "smoke"
-    } else if a.full {
-        "full"
-    } else {
-        "quick"
     }
 }

@@ -32,8 +32,11 @@ impl Experiment for T4 {
             "frames",
             "messages",
             "rotated cos",
+            "rotated |cos|",
             "canonical cos",
             "params",
+            "lr",
+            "epochs",
         ]);
         let mut s = Vec::new();
         for v in ROWS {
@@ -51,35 +54,34 @@ impl Experiment for T4 {
                 _ => ("random", "tensorial"),
             };
             report.row(
-                &label,
+                &e.label(&label),
                 vec![
                     frames.into(),
                     messages.into(),
                     e.rotated("cos").into(),
+                    e.rotated("abs_cos").into(),
                     e.canonical("cos").into(),
                     (e.params as f64).into(),
+                    e.lr_cell(),
+                    e.epochs_cell(),
                 ],
             );
-            s.push(e.rotated("cos").mean);
+            s.push(e);
         }
-        let (ls, lt, rs, rt) = (s[0], s[1], s[2], s[3]);
-        // Differences below MARGIN (one seed, short training) count as ties.
-        const MARGIN: f64 = 0.01;
-        let cmp = |a: f64, b: f64| {
-            if a > b + MARGIN {
-                "yes"
-            } else if a < b - MARGIN {
-                "no"
-            } else {
-                "tie (within 0.01)"
-            }
-        };
+        let beats = |a: usize, b: usize| ctx.compare(&s[a], &s[b], "cos", 0.0);
+        let mean = |i: usize| s[i].rotated("cos").mean;
         report.verdict = format!(
-            "Tensorial > scalar with learned frames: {} ({lt:.4} vs {ls:.4}); with random frames: {} \
-             ({rt:.4} vs {rs:.4}); random-tensorial > learned-scalar: {} ({rt:.4} vs {ls:.4}).",
-            cmp(lt, ls),
-            cmp(rt, rs),
-            cmp(rt, ls)
+            "Tensorial > scalar with learned frames: {} ({:.4} vs {:.4}); with random frames: {} \
+             ({:.4} vs {:.4}); random-tensorial > learned-scalar: {} ({:.4} vs {:.4}).",
+            beats(1, 0).describe(),
+            mean(1),
+            mean(0),
+            beats(3, 2).describe(),
+            mean(3),
+            mean(2),
+            beats(3, 0).describe(),
+            mean(3),
+            mean(0),
         );
         report.notes = vec![
             "Random frames: an independent Haar-random O(3) frame per point, redrawn at every forward pass (training and test).".into(),
