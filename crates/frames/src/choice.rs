@@ -96,6 +96,7 @@ impl FromStr for FrameChoice {
 
 /// How frames are predicted at the input points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FrameConfig {
     /// Builder.
     pub kind: FrameChoice,

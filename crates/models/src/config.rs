@@ -8,7 +8,7 @@ use tf_normals::InputFeatures;
 
 /// What the model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum HeadConfig {
     /// A `1n` vector per point (normal regression), in global coordinates.
     Normals,
@@ -26,6 +26,7 @@ pub enum HeadConfig {
 
 /// One set abstraction level: FPS centres, radius neighbourhoods, PointNet conv, max.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetAbstractionConfig {
     /// Fraction of points kept as centres.
     pub ratio: f64,
@@ -41,6 +42,7 @@ pub struct SetAbstractionConfig {
 
 /// One feature propagation level: kNN inverse-distance interpolation + skip + MLP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeaturePropagationConfig {
     /// Coarse neighbours interpolated from.
     pub k: usize,
@@ -52,6 +54,7 @@ pub struct FeaturePropagationConfig {
 
 /// TF-PointNet++ (docs/method.md, section 5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PointNet2Config {
     /// Dimension `d`.
     pub d: usize,
@@ -84,6 +87,7 @@ pub struct PointNet2Config {
 
 /// DGCNN: a stack of tensor-frames EdgeConv layers on a kNN graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DgcnnConfig {
     /// Dimension `d`.
     pub d: usize,
@@ -106,6 +110,7 @@ pub struct DgcnnConfig {
 /// A LoCaFormer-style attention model: softmax attention whose keys and values are built from
 /// transported neighbour features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttentionConfig {
     /// Dimension `d`.
     pub d: usize,

@@ -143,6 +143,13 @@ impl Model {
         self.set_weights(saved, path)
     }
 
+    /// Loads weights from the bytes of a safetensors file (`name` for messages), e.g. weights
+    /// compiled into a binary; as [`load`](Self::load) otherwise.
+    pub fn load_bytes(&mut self, bytes: &[u8], name: &str) -> Result<()> {
+        let saved = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
+        self.set_weights(saved, Path::new(name))
+    }
+
     /// Sets every weight from `saved` (read from `path`), or none if a name or shape is off.
     fn set_weights(
         &mut self,

@@ -390,6 +390,23 @@ fn configs_load_from_toml_and_environment_and_reject_bad_values() {
     )
     .unwrap();
     assert!(ModelConfig::load("pointnet2-normals", 3, Some(&file)).is_err());
+    // A misspelt key is an error, at every level (issue 31: `sacles = 3` trained one scale).
+    for (toml, key) in [
+        ("refin = true\n", "refin"),
+        ("[frames]\nkindd = \"pca\"\n", "kindd"),
+        (
+            "[input]\nkind = \"pca-normal\"\nk = 8\nsacles = 3\n",
+            "sacles",
+        ),
+        ("[head]\nkind = \"segmentation\"\nclases = 3\n", "clases"),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let err = match ModelConfig::load("pointnet2-normals", 3, Some(&file)) {
+            Ok(c) => panic!("{toml} loaded: {c:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(key), "{toml}: {err}");
+    }
     assert!(ModelConfig::load("no-such-preset", 3, None)
         .unwrap_err()
         .to_string()

@@ -17,7 +17,7 @@ use crate::visibility::{orient_by_visibility, visibility_scores, VisibilityOrien
 
 /// Per-point features computed from the whole cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum InputFeatures {
     /// No computed features.
     #[default]

@@ -35,6 +35,9 @@ pub enum PredictError {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] candle_core::Error),
+    /// The model returned NaN or infinite values (written out, they would look like answers).
+    #[error("the model returned {0} non-finite values; no output was written")]
+    NonFinite(usize),
 }
 
 type Result<T> = std::result::Result<T, PredictError>;
@@ -206,6 +209,13 @@ pub fn predict(
         }
         out = predict_groups(model, &unit, &features, fw, &chunks, head, opts, n, d)?;
         tracing::debug!(round, "self-refinement round done");
+    }
+    let bad = match &out {
+        Output::Normals(v) => v.iter().filter(|x| !x.is_finite()).count(),
+        _ => 0,
+    };
+    if bad > 0 {
+        return Err(PredictError::NonFinite(bad));
     }
     let model_done = start.elapsed().as_secs_f64();
     let (mut consensus_flips, mut winding_flips) = (0, None);
@@ -402,6 +412,22 @@ pub fn bundled_model() -> Result<PathBuf> {
         .ok_or(PredictError::NoBundledModel)
 }
 
+/// The bundled normal estimator's weights, compiled into this library, so a binary finds it
+/// wherever it is installed.
+const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/normals/model.safetensors");
+/// Its checkpoint state (model configuration, training settings).
+const BUNDLED_STATE: &str = include_str!("../../../models/normals/state.json");
+
+/// The bundled normal estimator (`models/normals`, compiled in) in `dtype`, and the points per
+/// model input it was trained with.
+pub fn bundled(dtype: candle_core::DType) -> Result<(Model, usize)> {
+    let state: tf_train::checkpoint::CheckpointState = serde_json::from_str(BUNDLED_STATE)
+        .map_err(|e| PredictError::Input(format!("the bundled model's state: {e}")))?;
+    let mut model = Model::new(state.config.model, dtype, &Device::Cpu)?;
+    model.load_bytes(BUNDLED_WEIGHTS, "the bundled model")?;
+    Ok((model, state.config.train.points))
+}
+
 /// The points per model input a checkpoint was trained with (its run's `train.points`), or 1024
 /// when the checkpoint does not say.
 pub fn trained_points(checkpoint: &Path) -> usize {
@@ -426,13 +452,14 @@ pub fn agreement(normals: &[f64], reference: &[f64], d: usize) -> (f64, f64) {
 }
 
 /// The output as text: `x y z nx ny nz` per point (normals), `x y z part` (segmentation), or the
-/// class on one line; values with six decimals.
+/// class on one line. Positions are written in the shortest form that reads back to the same
+/// number (whatever their scale); normals with six decimals.
 pub fn format_output(points: &[f64], d: usize, out: &Output) -> String {
     use std::fmt::Write as _;
     let mut text = String::with_capacity(points.len() / d.max(1) * 64);
     let point = |text: &mut String, p: &[f64]| {
         for v in p {
-            let _ = write!(text, "{v:.6} ");
+            let _ = write!(text, "{v} ");
         }
     };
     match out {

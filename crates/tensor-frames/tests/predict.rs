@@ -313,3 +313,53 @@ fn evaluate_normals_validation_split_is_the_trainers() {
         .to_string();
     assert!(err.contains("no validation shapes"), "{err}");
 }
+
+/// Written positions read back to the same numbers at any scale (a cloud in metres at 1e-6
+/// resolution, or far from the origin), and normals keep six decimals.
+#[test]
+fn written_positions_round_trip_exactly() {
+    use tensor_frames::predict::{format_output, Output};
+    let points = vec![
+        1.234_567_89e-7,
+        -3.3e-9,
+        0.1,
+        6_378_137.123_456_7,
+        -2.5e150,
+        1.0 / 3.0,
+    ];
+    let normals = vec![0.0, 0.6, 0.8, 1.0, 0.0, 0.0];
+    let text = format_output(&points, 3, &Output::Normals(normals));
+    let read: Vec<f64> = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(read.len(), 12);
+    for (row, p) in read.chunks(6).zip(points.chunks(3)) {
+        assert_eq!(&row[..3], p, "{text}");
+    }
+    assert!(text
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("0.000000 0.600000 0.800000"));
+}
+
+/// The weights compiled into the binary are the shipped model: same configuration, same
+/// training size, same outputs as loading `models/normals` from disk.
+#[test]
+fn the_compiled_in_model_is_the_shipped_one() {
+    use tensor_frames::predict::{bundled, bundled_model, predict, trained_points, Output};
+    let path = bundled_model().unwrap();
+    let disk = tensor_frames::train::load_model(&path, candle_core::DType::F32).unwrap();
+    let (compiled, points) = bundled(candle_core::DType::F32).unwrap();
+    assert_eq!(compiled.config(), disk.config());
+    assert_eq!(points, trained_points(&path));
+    let cloud = tf_testing::strategies::PointCloud::sphere(300).coords;
+    let opts = Default::default();
+    let a = predict(&disk, &cloud, points, &opts).unwrap().0;
+    let b = predict(&compiled, &cloud, points, &opts).unwrap().0;
+    match (a, b) {
+        (Output::Normals(a), Output::Normals(b)) => assert_eq!(a, b),
+        _ => panic!("the bundled model predicts normals"),
+    }
+}

@@ -24,6 +24,17 @@ pub enum TrainError {
     /// No training history where one was expected.
     #[error("{}: no metrics.jsonl records", .0.display())]
     NoHistory(std::path::PathBuf),
+    /// Another process is training into the same run folder.
+    #[error(
+        "{} is in use by another training (process {pid}); wait for it, or use another --out",
+        dir.display()
+    )]
+    Locked {
+        /// The run folder.
+        dir: std::path::PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
     /// The model configuration is invalid.
     #[error(transparent)]
     Model(#[from] tf_models::ConfigError),

@@ -34,6 +34,7 @@ pub mod checkpoint;
 mod config;
 mod data;
 mod error;
+mod lock;
 mod optim;
 pub mod plot;
 pub mod task;
@@ -43,6 +44,7 @@ pub use checkpoint::load_model;
 pub use config::{AugmentChoice, DataConfig, RunConfig, TrainConfig};
 pub use data::{is_validation, open_data, Splits};
 pub use error::TrainError;
+pub use lock::{RunLock, LOCK_FILE};
 pub use optim::{AdamW, Schedule};
 pub use trainer::{
     draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord,

@@ -164,6 +164,8 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         return Err(TrainError::Config("the training set is empty".into()));
     }
     std::fs::create_dir_all(&run.dir).map_err(|e| io_error(&run.dir, e))?;
+    // Held until this function returns: one training per run folder.
+    let _lock = crate::lock::RunLock::acquire(&run.dir)?;
     let metrics_path = run.dir.join("metrics.jsonl");
     let config_json = serde_json::to_string_pretty(cfg)?;
 

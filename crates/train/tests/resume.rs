@@ -336,3 +336,48 @@ fn early_stopping_ends_the_run_after_patience_epochs_without_a_new_best() {
     assert_eq!(out.history.len(), 4);
     assert!(!out.stopped_early);
 }
+
+/// One training per run folder: while one holds it, a second fails at once and names the
+/// holder; a lock left by a process that is gone is taken over; a finished run leaves none.
+#[test]
+fn a_second_training_into_a_busy_folder_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run(dir.path(), "pointnet2-normals");
+    r.config.train.epochs = 1;
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let held = tf_train::RunLock::acquire(dir.path()).unwrap();
+    let start = std::time::Instant::now();
+    match train(&r, Session::default()) {
+        Err(TrainError::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!(
+            "expected a lock error, got {:?}",
+            other.map(|o| o.history.len())
+        ),
+    }
+    assert!(
+        start.elapsed().as_secs_f64() < 1.0,
+        "it must fail before training"
+    );
+    assert!(!dir.path().join("metrics.jsonl").exists());
+    drop(held);
+    // A stale lock (no such process) is taken over.
+    std::fs::write(dir.path().join(tf_train::LOCK_FILE), "4000000000\n").unwrap();
+    let out = train(&r, Session::default()).unwrap();
+    assert_eq!(out.history.len(), 1);
+    assert!(!dir.path().join(tf_train::LOCK_FILE).exists());
+    // Two threads at once: exactly one trains.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut r2 = run(dir2.path(), "pointnet2-normals");
+    // Long enough that the loser reaches the lock while the winner still trains.
+    r2.config.train.epochs = 8;
+    let barrier = std::sync::Barrier::new(2);
+    let results: Vec<bool> = std::thread::scope(|s| {
+        let go = || {
+            barrier.wait();
+            train(&r2, Session::default()).is_ok()
+        };
+        let (a, b) = (s.spawn(go), s.spawn(go));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert_eq!(results.iter().filter(|&&ok| ok).count(), 1, "{results:?}");
+}

@@ -395,19 +395,8 @@ impl Ctx {
     /// Trains (or reuses) one row: the run directory is named by `label` and a hash of the full
     /// configuration, so tables that share a row share its training, and an interrupted
     /// reproduce resumes where it stopped.
-    pub fn fit(
-        &mut self,
-        label: &str,
-        model: ModelConfig,
-        data: DataConfig,
-        train_cfg: TrainConfig,
-        limit: Option<usize>,
-    ) -> Result<Fitted> {
-        let config = RunConfig {
-            model,
-            train: train_cfg,
-            data: data.clone(),
-        };
+    pub fn fit(&mut self, label: &str, config: RunConfig, limit: Option<usize>) -> Result<Fitted> {
+        let data = config.data.clone();
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut splits = self.splits(&data)?;
         if let Some(n) = limit {
@@ -747,7 +736,12 @@ impl Ctx {
                     t.patience = (t.patience * e).div_ceil(t.epochs);
                     t.epochs = e;
                 }
-                let run = self.run_summary(label, model.clone(), data.clone(), t, limit)?;
+                let config = RunConfig {
+                    model: model.clone(),
+                    train: t,
+                    data: data.clone(),
+                };
+                let run = self.run_summary(label, config, limit)?;
                 let primary = tf_train::primary_name(model.head());
                 let score = run.val.get(primary).copied().unwrap_or(f64::NEG_INFINITY);
                 out.seconds += run.train_seconds;
@@ -775,16 +769,9 @@ impl Ctx {
     pub fn run_summary(
         &mut self,
         label: &str,
-        model: ModelConfig,
-        data: DataConfig,
-        train_cfg: TrainConfig,
+        config: RunConfig,
         limit: Option<usize>,
     ) -> Result<RunSummary> {
-        let config = RunConfig {
-            model,
-            train: train_cfg,
-            data,
-        };
         let key = format!(
             "v{SUMMARY_VERSION}g{}{}{}",
             tf_datasets::GENERATOR_VERSION,
@@ -820,7 +807,7 @@ impl Ctx {
             config,
             dir,
             ..
-        } = self.fit(label, config.model, config.data, config.train, limit)?;
+        } = self.fit(label, config, limit)?;
         // Standard mode tests the weights of the best validation epoch.
         let tested = if standard {
             tf_train::load_model(&dir, candle_core::DType::F32)

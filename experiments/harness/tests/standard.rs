@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use tf_experiments::{Args, Ctx, Mode, Task};
-use tf_train::DataConfig;
+use tf_train::{DataConfig, RunConfig};
 
 #[test]
 fn standard_runs_write_summaries_that_reruns_reuse() {
@@ -31,8 +31,12 @@ fn standard_runs_write_summaries_that_reruns_reuse() {
         t.batch_size = 5;
         t.warmup_steps = 1;
         t.lr = lr;
-        ctx.run_summary("row", model, data.clone(), t, None)
-            .unwrap()
+        let config = RunConfig {
+            model,
+            train: t,
+            data: data.clone(),
+        };
+        ctx.run_summary("row", config, None).unwrap()
     };
     let mut ctx = Ctx::new(&args, "standard-test").unwrap();
     let first = train(&mut ctx, 1e-3);

@@ -6,7 +6,8 @@ use tensor_frames::diagnostics::write_atomic;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// A run directory, checkpoint directory or weights file (default: models/normals).
+    /// A run directory, checkpoint directory or weights file (default: the bundled normal
+    /// estimator, compiled into this binary).
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
     /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used) or a point set
@@ -51,14 +52,20 @@ pub(crate) struct Args {
 
 pub(crate) fn run(a: Args) -> Result<()> {
     use tensor_frames::predict::{
-        agreement, bundled_model, format_output, predict, read_input, trained_points, Output,
+        agreement, bundled, format_output, predict, read_input, trained_points, Output,
         PredictOptions,
     };
-    let ckpt = match a.checkpoint {
-        Some(c) => c,
-        None => bundled_model()?,
+    let (model, group, name) = match &a.checkpoint {
+        Some(c) => (
+            tensor_frames::train::load_model(c, DType::F32)?,
+            trained_points(c),
+            c.display().to_string(),
+        ),
+        None => {
+            let (m, group) = bundled(DType::F32)?;
+            (m, group, "the bundled model".to_string())
+        }
     };
-    let model = tensor_frames::train::load_model(&ckpt, DType::F32)?;
     let (points, reference) =
         read_input(&a.input, a.sample).with_context(|| format!("reading {}", a.input.display()))?;
     let d = model.config().d();
@@ -74,7 +81,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         consensus: a.consensus,
         winding: a.winding,
     };
-    let (out, report) = predict(&model, &points, trained_points(&ckpt), &opts)?;
+    let (out, report) = predict(&model, &points, group, &opts)?;
     if a.consensus > 0 {
         println!(
             "orientation consensus: {} sign flips",
@@ -98,7 +105,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
          orientation post-processing {:.2} s)",
         points.len() / d,
         a.out.display(),
-        ckpt.display(),
+        name,
         report.points_per_second,
         report.features,
         report.model,
