@@ -367,4 +367,21 @@ fn predict_writes_oriented_normals_with_winding_orientation() {
         .sum::<f64>()
         / 1500.0;
     assert!(cos > 0.95, "mean cos {cos}");
+    // Writing over the input (directly or through a link) is refused, and the input survives.
+    let before = std::fs::read(&input).unwrap();
+    let link = dir.path().join("link.xyz");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for target in [&input, &link] {
+        let o = run(&[
+            "predict",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("is the input"), "{err}");
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before);
 }

@@ -130,16 +130,25 @@ fn read_history(path: &Path, upto: usize) -> Result<Vec<EpochRecord>, TrainError
 /// Writes `text` to `path` atomically (temporary file in the same folder, then rename),
 /// creating the folder if needed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
+    // A link is written through: its target is replaced, the link stays.
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| io_error(path, e))
+    // A name of our own (process and call), so a user's `<file>.tmp` is never touched and
+    // concurrent writers never share one; removed again whatever goes wrong.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| io_error(path, e))
 }
 
 fn append_record(path: &Path, rec: &EpochRecord) -> Result<(), TrainError> {

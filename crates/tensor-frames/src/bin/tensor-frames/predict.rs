@@ -66,6 +66,13 @@ pub(crate) fn run(a: Args) -> Result<()> {
             (m, group, "the bundled model".to_string())
         }
     };
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(&a.input, &a.out) {
+        bail!(
+            "--out {} is the input file; write the output elsewhere",
+            a.out.display()
+        );
+    }
     let (points, reference) =
         read_input(&a.input, a.sample).with_context(|| format!("reading {}", a.input.display()))?;
     let d = model.config().d();
