@@ -384,7 +384,7 @@ fn parse_stl(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
                 let b = 3 * t as u32;
                 mesh.triangles.push([b, b + 1, b + 2]);
             }
-            return Ok(mesh);
+            return Ok(weld(mesh));
         }
         if !bytes.starts_with(b"solid") {
             return Err(DataError::layout(
@@ -428,7 +428,36 @@ fn parse_stl(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
             _ => {}
         }
     }
-    Ok(mesh)
+    Ok(weld(mesh))
+}
+
+/// Merges vertices with exactly equal coordinates. STL stores every triangle's corners
+/// separately, so without this each surface point appears once per triangle around it (about
+/// six times), each copy with only its own triangles: vertex normals and neighbourhoods would
+/// be those of a shattered mesh. Equal bits only: no tolerance can move a vertex.
+fn weld(mesh: Mesh) -> Mesh {
+    let mut index = std::collections::HashMap::with_capacity(mesh.vertices.len() / 4);
+    let mut vertices = Vec::with_capacity(mesh.vertices.len() / 4);
+    let remap: Vec<u32> = mesh
+        .vertices
+        .iter()
+        .map(|v| {
+            // +0.0 and -0.0 are the same point.
+            let key = v.map(|c| (c + 0.0).to_bits());
+            *index.entry(key).or_insert_with(|| {
+                vertices.push(*v);
+                (vertices.len() - 1) as u32
+            })
+        })
+        .collect();
+    Mesh {
+        vertices,
+        triangles: mesh
+            .triangles
+            .iter()
+            .map(|t| t.map(|i| remap[i as usize]))
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
