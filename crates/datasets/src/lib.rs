@@ -31,6 +31,7 @@ mod convert;
 mod error;
 mod mesh;
 mod modelnet;
+mod nbody;
 mod orient;
 mod pointset;
 mod shape;
@@ -50,6 +51,7 @@ pub use mesh::{is_mesh_path, read_mesh, Mesh, MeshNormals, MESH_EXTENSIONS};
 pub use modelnet::{
     read_sources, write_modelnet_normal, Entry, ModelNetNormal, Source, SOURCES_FILE,
 };
+pub use nbody::{published_name, read_published, ChargedNBody, Trajectory};
 pub use orient::Orientation;
 pub use pointset::{read_point_set, read_points, Columns};
 pub use shape::Shape;

@@ -447,3 +447,98 @@ fn shapenet_layout_reads_parts_and_reports_broken_lists() {
         .contains(":1:"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A `.npy` file as numpy writes it (version 1, little-endian float64 or int64).
+fn npy(shape: &[usize], descr: &str, data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The published charged N-body files (positions and velocities `(sims, frames, d, n)`,
+/// charges `(sims, n, 1)`) read back into per-system `(frames, n, d)` trajectories; broken files
+/// are errors that say what is wrong.
+#[test]
+fn published_nbody_files_read_back_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sims, frames, d, n) = (2, 3, 3, 5);
+    let loc: Vec<f64> = (0..sims * frames * d * n).map(|i| i as f64).collect();
+    let vel: Vec<f64> = loc.iter().map(|v| -v).collect();
+    let charges: Vec<f64> = (0..sims * n)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let write = |kind: &str, shape: &[usize], data: &[f64]| {
+        std::fs::write(
+            dir.path().join(published_name(kind, "test")),
+            npy(shape, "<f8", &f64_bytes(data)),
+        )
+        .unwrap();
+    };
+    write("loc", &[sims, frames, d, n], &loc);
+    write("vel", &[sims, frames, d, n], &vel);
+    write("charges", &[sims, n, 1], &charges);
+    let t = read_published(dir.path(), "test").unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!((t[1].frames(), t[1].particles, t[1].d), (frames, n, d));
+    // System 1, frame 2, particle 4, axis 1 sits at [1][2][1][4] in the file.
+    let file_index = ((frames + 2) * d + 1) * n + 4;
+    assert_eq!(t[1].loc_at(2)[4 * d + 1], loc[file_index]);
+    assert_eq!(t[1].vel_at(2)[4 * d + 1], -loc[file_index]);
+    assert_eq!(t[1].charges, charges[n..].to_vec());
+
+    let refused = |what: &str| {
+        let e = read_published(dir.path(), "test").unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    };
+    write("charges", &[sims, n], &charges);
+    refused("expected 3 dimensions");
+    write(
+        "charges",
+        &[sims, n + 1, 1],
+        &[charges.clone(), vec![1.0; sims]].concat(),
+    );
+    refused("expected [2, 5, 1]");
+    write("charges", &[sims, n, 1], &charges);
+    let ints: Vec<u8> = charges
+        .iter()
+        .flat_map(|&q| (q as i64).to_le_bytes())
+        .collect();
+    std::fs::write(
+        dir.path().join(published_name("charges", "test")),
+        npy(&[sims, n, 1], "<i8", &ints),
+    )
+    .unwrap();
+    refused("float32 or float64");
+    write("charges", &[sims, n, 1], &charges);
+    let full = npy(&[sims, frames, d, n], "<f8", &f64_bytes(&vel));
+    std::fs::write(
+        dir.path().join(published_name("vel", "test")),
+        &full[..full.len() - 8],
+    )
+    .unwrap();
+    refused("truncated");
+    // A header announcing far more data than the file holds is refused before any allocation.
+    std::fs::write(
+        dir.path().join(published_name("vel", "test")),
+        npy(&[1 << 40, frames, d, n], "<f8", &[]),
+    )
+    .unwrap();
+    refused("bytes of data");
+    std::fs::write(dir.path().join(published_name("vel", "test")), b"not numpy").unwrap();
+    refused("magic");
+}
