@@ -52,6 +52,48 @@ pub fn is_mesh_path(path: &Path) -> bool {
 /// Reads a mesh, choosing the format by extension ([`MESH_EXTENSIONS`], each optionally
 /// followed by `.gz`).
 pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
+    let (ext, bytes) = read_bytes(path)?;
+    let mesh = match ext.as_str() {
+        "off" => parse_off(path, text(path, &bytes)?)?,
+        "obj" => parse_obj(path, text(path, &bytes)?)?,
+        "stl" => parse_stl(path, &bytes)?,
+        "ply" => parse_ply(path, &bytes)?.0,
+        "wrl" => parse_wrl(path, text(path, &bytes)?)?,
+        _ => {
+            return Err(DataError::layout(
+                path,
+                format!(
+                    "unknown mesh format (expected {}, optionally .gz)",
+                    MESH_EXTENSIONS.join(", ")
+                ),
+            ))
+        }
+    };
+    validate(path, mesh)
+}
+
+/// The vertices of a PLY file, with or without faces (a point cloud as Open3D, PCL,
+/// CloudCompare and MeshLab write it, ASCII or binary, optionally gzipped), and their normals
+/// if the vertices carry `nx ny nz`: `(points n * 3, normals n * 3)`. Other vertex properties
+/// (colours, intensity) are read past.
+pub fn read_ply_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
+    let (ext, bytes) = read_bytes(path)?;
+    if ext != "ply" {
+        return Err(DataError::layout(path, "not a .ply file"));
+    }
+    let (mesh, normals) = parse_ply(path, &bytes)?;
+    if mesh.vertices.is_empty() {
+        return Err(DataError::layout(path, "the PLY file has no vertices"));
+    }
+    Ok((
+        mesh.vertices.iter().flatten().copied().collect(),
+        normals.map(|n| n.iter().flatten().copied().collect()),
+    ))
+}
+
+/// A file's bytes (decompressed when its name ends in `.gz`) and its lower-case extension
+/// without the `.gz`.
+fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), DataError> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -69,24 +111,8 @@ pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
             .map_err(|e| DataError::layout(path, format!("not a valid gzip file: {e}")))?;
         bytes = out;
     }
-    let ext = stem.rsplit('.').next().unwrap_or("");
-    let mesh = match ext {
-        "off" => parse_off(path, text(path, &bytes)?)?,
-        "obj" => parse_obj(path, text(path, &bytes)?)?,
-        "stl" => parse_stl(path, &bytes)?,
-        "ply" => parse_ply(path, &bytes)?,
-        "wrl" => parse_wrl(path, text(path, &bytes)?)?,
-        _ => {
-            return Err(DataError::layout(
-                path,
-                format!(
-                    "unknown mesh format (expected {}, optionally .gz)",
-                    MESH_EXTENSIONS.join(", ")
-                ),
-            ))
-        }
-    };
-    validate(path, mesh)
+    let ext = stem.rsplit('.').next().unwrap_or("").to_string();
+    Ok((ext, bytes))
 }
 
 fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, DataError> {
@@ -504,7 +530,9 @@ fn ply_read(ty: &str, b: &[u8], fmt: PlyFormat) -> f64 {
 /// One PLY element: its name, count and properties (`(name, type, list count type)`).
 type PlyElement = (String, usize, Vec<(String, String, Option<String>)>);
 
-fn parse_ply(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
+/// The vertices and faces of a PLY file, and the vertex normals if it has `nx ny nz`.
+#[allow(clippy::type_complexity)]
+fn parse_ply(path: &Path, bytes: &[u8]) -> Result<(Mesh, Option<Vec<[f64; 3]>>), DataError> {
     let end = bytes
         .windows(10)
         .position(|w| w == b"end_header")
@@ -580,6 +608,26 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
     } else {
         None
     };
+    let mut normals = Vec::new();
+    // Every element takes at least a line (ASCII) or a byte (binary): a count beyond what the
+    // body holds, or an element without properties, would loop for nothing.
+    for (name, count, props) in &elements {
+        if *count > 0 && props.is_empty() {
+            return Err(DataError::layout(
+                path,
+                format!("element {name} has {count} entries but no properties"),
+            ));
+        }
+        if *count > body.len() {
+            return Err(DataError::layout(
+                path,
+                format!(
+                    "element {name} announces {count} entries; the file holds {} bytes after the header",
+                    body.len()
+                ),
+            ));
+        }
+    }
     let mut off = 0usize;
     let truncated = |off: usize| {
         DataError::layout(
@@ -635,6 +683,9 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
                     return Err(DataError::layout(path, "vertex element without x, y, z"));
                 };
                 mesh.vertices.push([x[0], y[0], z[0]]);
+                if let (Some(a), Some(b), Some(c)) = (get("nx"), get("ny"), get("nz")) {
+                    normals.push([a[0], b[0], c[0]]);
+                }
             } else if name == "face" {
                 let Some(idx) = get("vertex_indices").or_else(|| get("vertex_index")) else {
                     return Err(DataError::layout(
@@ -650,7 +701,8 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
             }
         }
     }
-    Ok(mesh)
+    let normals = (!normals.is_empty() && normals.len() == mesh.vertices.len()).then_some(normals);
+    Ok((mesh, normals))
 }
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {

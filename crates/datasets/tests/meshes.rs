@@ -304,3 +304,65 @@ fn malformed_meshes_are_errors_naming_the_problem() {
     assert!(read_mesh(&d.join("missing.off")).is_err());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// PLY point clouds as Open3D, PCL and CloudCompare write them (no faces; normals and colours
+/// as extra vertex properties, ASCII or binary) read as points with their normals; a mesh
+/// reader still wants faces; hostile element counts fail at once.
+#[test]
+fn ply_point_clouds_read_with_their_normals() {
+    let d = dir("ply-cloud");
+    let pts = [[0.5f32, -1.0, 2.0], [3.0, 0.25, -0.75]];
+    let nrm = [[0.0f32, 0.0, 1.0], [0.6, 0.8, 0.0]];
+    let header = |format: &str| {
+        format!(
+            "ply\nformat {format} 1.0\nelement vertex 2\nproperty float x\nproperty float y\n\
+             property float z\nproperty float nx\nproperty float ny\nproperty float nz\n\
+             property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
+        )
+    };
+    let mut binary = header("binary_little_endian").into_bytes();
+    for (p, n) in pts.iter().zip(&nrm) {
+        for v in p.iter().chain(n) {
+            binary.extend_from_slice(&v.to_le_bytes());
+        }
+        binary.extend_from_slice(&[10, 20, 30]);
+    }
+    let mut ascii = header("ascii");
+    for (p, n) in pts.iter().zip(&nrm) {
+        ascii += &format!(
+            "{} {} {} {} {} {} 10 20 30\n",
+            p[0], p[1], p[2], n[0], n[1], n[2]
+        );
+    }
+    let plain = "ply\nformat ascii 1.0\nelement vertex 2\nproperty double x\nproperty double y\nproperty double z\nend_header\n0.5 -1 2\n3 0.25 -0.75\n";
+    let want_points: Vec<f64> = pts.iter().flatten().map(|&v| f64::from(v)).collect();
+    let want_normals: Vec<f64> = nrm.iter().flatten().map(|&v| f64::from(v)).collect();
+    for (name, bytes, normals) in [
+        ("cloud_bin.ply", binary, true),
+        ("cloud.ply", ascii.into_bytes(), true),
+        ("plain.ply", plain.as_bytes().to_vec(), false),
+    ] {
+        let p = write(&d, name, &bytes);
+        let (points, n) = read_ply_points(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let close = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+        };
+        assert!(close(&points, &want_points), "{name}: {points:?}");
+        assert_eq!(n.is_some(), normals, "{name}");
+        if let Some(n) = n {
+            assert!(close(&n, &want_normals), "{name}: {n:?}");
+        }
+        let e = read_mesh(&p).unwrap_err().to_string();
+        assert!(e.contains("no faces"), "{e}");
+    }
+    // An element without properties announcing 2^64 - 1 entries, and a count beyond the file.
+    let spin =
+        "ply\nformat binary_little_endian 1.0\nelement junk 18446744073709551615\nend_header\n";
+    let p = write(&d, "spin.ply", spin.as_bytes());
+    let e = read_ply_points(&p).unwrap_err().to_string();
+    assert!(e.contains("no properties"), "{e}");
+    let big = "ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\nproperty float x\nproperty float y\nproperty float z\nend_header\n";
+    let p = write(&d, "big.ply", big.as_bytes());
+    let e = read_ply_points(&p).unwrap_err().to_string();
+    assert!(e.contains("announces"), "{e}");
+}

@@ -483,9 +483,19 @@ pub fn format_output(points: &[f64], d: usize, out: &Output) -> String {
     text
 }
 
-/// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points) or of a
-/// point-set text file (3, 6 or 7 columns); returns `(points, reference normals if known)`.
+/// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points), of a PLY
+/// point cloud (its vertices and stored normals), or of a point-set text file (3, 6 or 7
+/// columns); returns `(points, reference normals if known)`.
 pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let ply = name.ends_with(".ply") || name.ends_with(".ply.gz");
+    if ply && sample.is_none() {
+        // A PLY point cloud (no faces) or a mesh's vertices, with their normals if stored.
+        return Ok(tf_datasets::read_ply_points(path)?);
+    }
     if tf_datasets::is_mesh_path(path) {
         let mut m = tf_datasets::read_mesh(path)?;
         match sample {

@@ -363,3 +363,41 @@ fn the_compiled_in_model_is_the_shipped_one() {
         _ => panic!("the bundled model predicts normals"),
     }
 }
+
+/// A face-less PLY point cloud with normals (as Open3D writes one) goes through predict: its
+/// points are the input, its normals the reference.
+#[test]
+fn predict_reads_ply_point_clouds() {
+    use tensor_frames::predict::{agreement, bundled, predict, read_input, Output};
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = tf_testing::strategies::PointCloud::sphere(400).coords;
+    let mut text = String::from(
+        "ply\nformat ascii 1.0\nelement vertex 400\nproperty float x\nproperty float y\n\
+         property float z\nproperty float nx\nproperty float ny\nproperty float nz\nend_header\n",
+    );
+    for u in cloud.chunks(3) {
+        text += &format!(
+            "{} {} {} {} {} {}\n",
+            2.0 * u[0],
+            2.0 * u[1],
+            2.0 * u[2],
+            u[0],
+            u[1],
+            u[2]
+        );
+    }
+    let path = dir.path().join("scan.ply");
+    std::fs::write(&path, text).unwrap();
+    let (points, reference) = read_input(&path, None).unwrap();
+    assert_eq!(points.len(), 1200);
+    let reference = reference.expect("the file's normals");
+    let (model, group) = bundled(candle_core::DType::F32).unwrap();
+    let Output::Normals(n) = predict(&model, &points, group, &Default::default())
+        .unwrap()
+        .0
+    else {
+        panic!("normals expected");
+    };
+    let (cos, _) = agreement(&n, &reference, 3);
+    assert!(cos > 0.9, "mean cos {cos}");
+}

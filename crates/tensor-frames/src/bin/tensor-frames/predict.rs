@@ -10,8 +10,9 @@ pub(crate) struct Args {
     /// estimator, compiled into this binary).
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
-    /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used) or a point set
-    /// (text, 3, 6 or 7 columns).
+    /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used), a PLY point
+    /// cloud (ASCII or binary, with or without normals) or a point set (text, 3, 6 or 7
+    /// columns).
     #[arg(long)]
     input: std::path::PathBuf,
     /// Output: `x y z nx ny nz` per line (normals), `x y z part` (segmentation), or the class.
