@@ -47,7 +47,10 @@ pub use convert::{
     class_of, convert_meshes, in_test_split, mesh_files, ConvertOptions, ConvertReport,
 };
 pub use error::DataError;
-pub use mesh::{is_mesh_path, read_mesh, read_ply_points, Mesh, MeshNormals, MESH_EXTENSIONS};
+pub use mesh::{
+    is_mesh_path, read_mesh, read_ply_points, Mesh, MeshNormals, MAX_DECOMPRESSED_ENV,
+    MESH_EXTENSIONS,
+};
 pub use modelnet::{
     read_sources, write_modelnet_normal, Entry, ModelNetNormal, Source, SOURCES_FILE,
 };

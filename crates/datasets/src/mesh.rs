@@ -91,6 +91,17 @@ pub fn read_ply_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), Data
     ))
 }
 
+/// The environment variable that raises (or lowers) the most bytes a `.gz` input may inflate
+/// to; 4 GiB by default.
+pub const MAX_DECOMPRESSED_ENV: &str = "TF_MAX_DECOMPRESSED_BYTES";
+
+fn max_decompressed_bytes() -> u64 {
+    std::env::var(MAX_DECOMPRESSED_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4 << 30)
+}
+
 /// A file's bytes (decompressed when its name ends in `.gz`) and its lower-case extension
 /// without the `.gz`.
 fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), DataError> {
@@ -105,10 +116,22 @@ fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), DataError> {
     };
     let mut bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if gz {
+        // A few megabytes of gzip can inflate to gigabytes: stop at the limit.
+        let limit = max_decompressed_bytes();
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..])
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::layout(path, format!("not a valid gzip file: {e}")))?;
+        if out.len() as u64 > limit {
+            return Err(DataError::layout(
+                path,
+                format!(
+                    "decompresses to more than {limit} bytes; raise {MAX_DECOMPRESSED_ENV} if \
+                     the file is genuine"
+                ),
+            ));
+        }
         bytes = out;
     }
     let ext = stem.rsplit('.').next().unwrap_or("").to_string();

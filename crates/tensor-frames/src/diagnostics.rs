@@ -14,6 +14,10 @@ use tf_mp::{LayerNet, LAYER_NAMES};
 use tf_testing::strategies::{features, PointCloud};
 use tf_testing::{equivariance_error, reseed_varmap, Declared, Kind, Transform};
 
+/// The largest dimension the measurements accept: an order-k feature has `d^k` components
+/// per channel, and the default reps (order 2) at `d = 64` already hold 4,096 per channel.
+pub const MAX_DIM: usize = 64;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct EquivarianceRequest {

@@ -118,6 +118,20 @@ fn bad_arguments_fail_cleanly() {
             "at least 2",
         ),
         (
+            vec!["equivariance", "--layer", "gcn", "--dim", "200"],
+            "above 64",
+        ),
+        (
+            vec![
+                "equivariance",
+                "--model",
+                "pointnet2-normals",
+                "--dim",
+                "200",
+            ],
+            "above 64",
+        ),
+        (
             vec!["equivariance", "--layer", "gcn", "--frames", "magic"],
             "unknown frames",
         ),

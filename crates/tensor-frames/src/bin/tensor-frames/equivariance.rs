@@ -93,6 +93,14 @@ pub(crate) fn run(a: Args) -> Result<()> {
             a.dim
         );
     }
+    if a.dim > tensor_frames::diagnostics::MAX_DIM {
+        bail!(
+            "--dim {} is above {}: an order-k feature has d^k components per channel, so the \
+             default reps would not fit in memory",
+            a.dim,
+            tensor_frames::diagnostics::MAX_DIM
+        );
+    }
     let dtype = match a.dtype {
         Precision::F32 => DType::F32,
         Precision::F64 => DType::F64,
