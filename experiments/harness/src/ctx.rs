@@ -576,8 +576,9 @@ pub struct Evaluated {
     pub lrs: Vec<f64>,
     /// The runs behind the row, one per seed (and, for seed 0, every learning rate tried).
     pub runs: Vec<RunSummary>,
-    /// The metric that says whether the row trained (`abs_cos` for normals, else `accuracy`)
-    /// and its chance level.
+    /// The metric that says whether the row trained (`abs_cos` for normals, `miou` for parts,
+    /// `accuracy` for classes) and its chance level (a random direction, the best constant
+    /// part, a uniform guess).
     pub chance: (&'static str, f64),
 }
 
@@ -690,9 +691,8 @@ impl Ctx {
     ) -> Result<Evaluated> {
         let chance = match model.head() {
             HeadConfig::Normals => ("abs_cos", crate::verdict::chance_abs_cos(model.d())),
-            HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => {
-                ("accuracy", 1.0 / classes.max(1) as f64)
-            }
+            HeadConfig::Segmentation { classes } => ("miou", self.constant_miou(data, classes)?),
+            HeadConfig::Classification { classes } => ("accuracy", 1.0 / classes.max(1) as f64),
         };
         let mut out = Evaluated {
             canonical: Vec::new(),
@@ -853,6 +853,27 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// The validation mIoU of the best constant prediction (one part for every point): what a
+    /// segmentation model that learned nothing scores, since parts are far from balanced.
+    pub fn constant_miou(&mut self, data: &DataConfig, classes: usize) -> Result<f64> {
+        let splits = self.splits(data)?;
+        let shapes: Vec<&Vec<u32>> = splits
+            .val
+            .0
+            .iter()
+            .filter_map(|s| s.parts.as_ref())
+            .collect();
+        Ok((0..classes as u32)
+            .map(|c| {
+                shapes
+                    .iter()
+                    .map(|p| tf_train::task::shape_iou(&vec![c; p.len()], p, classes))
+                    .sum::<f64>()
+                    / shapes.len().max(1) as f64
+            })
+            .fold(0.0, f64::max))
+    }
+
     /// The protocol of this mode, for the tables' headers.
     pub fn protocol(&self) -> String {
         let t = self.train_config();
@@ -889,14 +910,10 @@ impl Ctx {
         metric: &str,
         margin: f64,
     ) -> crate::Paired {
-        let av: Vec<f64> = a
-            .rotated_values(metric)
-            .iter()
-            .map(|v| v + margin)
-            .collect();
-        crate::Paired::new(
-            &av,
+        crate::Paired::with_margin(
+            &a.rotated_values(metric),
             &b.rotated_values(metric),
+            margin,
             a.trained() && b.trained(),
             self.mode.is_evidence(),
         )

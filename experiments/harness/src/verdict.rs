@@ -36,7 +36,7 @@ impl Verdict {
             Verdict::Contradicted => "contradicted",
             Verdict::Inconclusive => "inconclusive",
             Verdict::DidNotTrain => "did not train",
-            Verdict::NotEvidence => "not evidence (smoke run)",
+            Verdict::NotEvidence => "not evidence",
         }
     }
 }
@@ -62,11 +62,13 @@ pub fn t95(df: usize) -> f64 {
     }
 }
 
-/// A paired comparison of two rows' per-seed values, for the claim "`a` > `b`".
+/// A paired comparison of two rows' per-seed values, for the claim "`a` + `margin` > `b`".
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Paired {
     /// Mean of `a_s - b_s`.
     pub mean: f64,
+    /// The claim's allowance: 0 for "`a` beats `b`", 0.02 for "`a` is within 0.02 of `b`".
+    pub margin: f64,
     /// Half-width of its 95% interval (infinite for one seed).
     pub half_width: f64,
     /// Seeds compared.
@@ -80,6 +82,11 @@ impl Paired {
     /// whether both rows beat chance on validation; `evidence` whether the run's mode can
     /// count as evidence at all.
     pub fn new(a: &[f64], b: &[f64], trained: bool, evidence: bool) -> Self {
+        Self::with_margin(a, b, 0.0, trained, evidence)
+    }
+
+    /// As [`new`](Self::new) for the claim "`a` + `margin` > `b`".
+    pub fn with_margin(a: &[f64], b: &[f64], margin: f64, trained: bool, evidence: bool) -> Self {
         let n = a.len().min(b.len());
         let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
         let mean = d.iter().sum::<f64>() / n.max(1) as f64;
@@ -93,22 +100,24 @@ impl Paired {
             Verdict::NotEvidence
         } else if !trained {
             Verdict::DidNotTrain
-        } else if mean - half_width > 0.0 {
+        } else if mean + margin - half_width > 0.0 {
             Verdict::Confirmed
-        } else if mean + half_width < 0.0 {
+        } else if mean + margin + half_width < 0.0 {
             Verdict::Contradicted
         } else {
             Verdict::Inconclusive
         };
         Self {
             mean,
+            margin,
             half_width,
             n,
             verdict,
         }
     }
 
-    /// `"confirmed (+0.0123 +- 0.0045, 95% CI, n = 3)"`.
+    /// `"confirmed (+0.0123 +- 0.0045, paired 95% interval, n = 3)"`: the difference `a - b`
+    /// (the margin is the claim's, stated by the caller).
     pub fn describe(&self) -> String {
         if self.half_width.is_finite() {
             format!(
@@ -172,6 +181,14 @@ mod tests {
             Paired::new(&a, &b, true, true).verdict,
             Verdict::Inconclusive
         );
+        // Within 0.02 or better: a deficit of 0.01 +- 0.005 confirms, one of 0.05 contradicts.
+        let within =
+            Paired::with_margin(&[0.79, 0.80, 0.81], &[0.80, 0.81, 0.82], 0.02, true, true);
+        assert_eq!(within.verdict, Verdict::Confirmed);
+        assert!((within.mean + 0.01).abs() < 1e-12);
+        let behind =
+            Paired::with_margin(&[0.75, 0.76, 0.77], &[0.80, 0.81, 0.82], 0.02, true, true);
+        assert_eq!(behind.verdict, Verdict::Contradicted);
         let one = Paired::new(&[0.9], &[0.1], true, true);
         assert_eq!(one.verdict, Verdict::Inconclusive);
         assert!(one.describe().contains("n = 1"));
