@@ -6,7 +6,6 @@
 //! process holds the folder. A lock whose process no longer runs (a killed run) is stale and is
 //! taken over, so a resumed run never needs a manual clean-up.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::TrainError;
@@ -24,19 +23,28 @@ impl RunLock {
     /// Takes the lock of run folder `dir` (which must exist) for this process.
     pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
         let path = dir.join(LOCK_FILE);
+        // The lock appears with its content in one step (a hard link to a finished file), so
+        // another process never reads a half-written owner and takes it for a stale lock.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mine = dir.join(format!(".{LOCK_FILE}.{}-{n}", std::process::id()));
+        std::fs::write(&mine, format!("{}\n", std::process::id())).map_err(|e| io(&mine, e))?;
+        let result = Self::link(dir, &mine, &path);
+        let _ = std::fs::remove_file(&mine);
+        result
+    }
+
+    fn link(dir: &Path, mine: &Path, path: &Path) -> Result<Self, TrainError> {
         // Two tries: the second after removing a stale lock.
         for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id()).map_err(|e| io(&path, e))?;
-                    return Ok(Self { path });
+            match std::fs::hard_link(mine, path) {
+                Ok(()) => {
+                    return Ok(Self {
+                        path: path.to_path_buf(),
+                    })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
                     match text.trim().parse::<u32>() {
                         Ok(pid) if alive(pid) => {
                             return Err(TrainError::Locked {
@@ -46,11 +54,11 @@ impl RunLock {
                         }
                         _ => {
                             tracing::warn!(lock = %path.display(), owner = text.trim(), "removing a stale lock (its process is gone)");
-                            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                            std::fs::remove_file(path).map_err(|e| io(path, e))?;
                         }
                     }
                 }
-                Err(e) => return Err(io(&path, e)),
+                Err(e) => return Err(io(path, e)),
             }
         }
         Err(TrainError::Locked {

@@ -369,7 +369,7 @@ fn a_second_training_into_a_busy_folder_fails_fast() {
     let dir2 = tempfile::tempdir().unwrap();
     let mut r2 = run(dir2.path(), "pointnet2-normals");
     // Long enough that the loser reaches the lock while the winner still trains.
-    r2.config.train.epochs = 8;
+    r2.config.train.epochs = 20;
     let barrier = std::sync::Barrier::new(2);
     let results: Vec<bool> = std::thread::scope(|s| {
         let go = || {
