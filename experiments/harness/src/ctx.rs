@@ -185,6 +185,9 @@ pub struct Ctx {
     /// Training time of every run this table used, summed (wall seconds on this machine's
     /// threads; reused runs count with the time they took when they were trained).
     pub train_seconds: f64,
+    /// Standard-mode runs this table used, and how many of them ended at the epoch cap
+    /// rather than by early stopping.
+    pub runs_capped: (usize, usize),
     splits: HashMap<String, Splits>,
 }
 
@@ -242,6 +245,7 @@ impl Ctx {
             command,
             curves: Vec::new(),
             train_seconds: 0.0,
+            runs_capped: (0, 0),
             splits: HashMap::new(),
         })
     }
@@ -792,6 +796,8 @@ impl Ctx {
                 if s.config_hash == hash {
                     tracing::info!(row = label, seed = s.seed, lr = s.lr, "reusing run summary");
                     self.train_seconds += s.train_seconds;
+                    self.runs_capped.0 += 1;
+                    self.runs_capped.1 += usize::from(!s.stopped_early);
                     self.curves.push((
                         format!("{label} (seed {}, lr {:.0e})", s.seed, s.lr),
                         s.curve.iter().map(|&(e, v)| (e as f64, v)).collect(),
@@ -842,6 +848,10 @@ impl Ctx {
                 .collect(),
         };
         self.train_seconds += summary.train_seconds;
+        if standard {
+            self.runs_capped.0 += 1;
+            self.runs_capped.1 += usize::from(!summary.stopped_early);
+        }
         if standard {
             std::fs::create_dir_all(&self.summaries)
                 .with_context(|| format!("creating {}", self.summaries.display()))?;

@@ -112,6 +112,15 @@ impl Report {
             md.push_str(&format!("| {} | {} |\n", r.label, cells.join(" | ")));
         }
         md.push('\n');
+        let (runs, capped) = ctx.runs_capped;
+        if capped > 0 {
+            self.notes.push(format!(
+                "{capped} of the {runs} training runs behind this table reached the {}-epoch cap \
+                 before early stopping ended them: their scores are what that budget allows, \
+                 not converged values (every row had the same cap).",
+                ctx.train_config().epochs
+            ));
+        }
         for n in &self.notes {
             md.push_str(&format!("- {n}\n"));
         }
