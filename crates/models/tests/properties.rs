@@ -93,6 +93,7 @@ fn run<'a>(
 
 const EQUIVARIANT: &[&str] = &[
     "pointnet2-normals",
+    "pointnet2-normals-ssg",
     "pointnet2-normals-refined",
     "pointnet2-normals-pca",
     "pointnet2-normals-pca-multiscale",

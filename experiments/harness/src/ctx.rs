@@ -448,16 +448,6 @@ impl Ctx {
         })
     }
 
-    /// Test metrics of a fitted row, canonical or under random O(d) elements.
-    pub fn test(&self, fitted: &Fitted, rotated: bool) -> Result<BTreeMap<String, f64>> {
-        evaluate(
-            &fitted.model,
-            fitted.splits.test.clone(),
-            &EvalConfig::from_run(&fitted.config, rotated),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))
-    }
-
     /// Classical PCA normals (k neighbours, oriented away from the centroid) on exactly the
     /// test points the models see: returns mean cos and mean |cos|.
     pub fn pca_test(&mut self, data: &DataConfig, k: usize, rotated: bool) -> Result<(f64, f64)> {
