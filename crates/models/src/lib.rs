@@ -39,6 +39,7 @@ mod dgcnn;
 mod init;
 mod io;
 mod model;
+mod nbody;
 mod pointnet2;
 mod presets;
 
@@ -50,6 +51,7 @@ pub use config::{
 pub use dgcnn::Dgcnn;
 pub use io::{compute_features, Batch, Prediction};
 pub use model::Model;
+pub use nbody::{fully_connected, NBodyConfig, NBodyGnn, NBodyInput};
 pub use pointnet2::PointNet2;
 pub use presets::{preset_names, Preset, PRESETS};
 // The configuration vocabulary of the crates below, so a configuration can be written with

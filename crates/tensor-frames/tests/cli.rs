@@ -399,3 +399,39 @@ fn predict_writes_oriented_normals_with_winding_orientation() {
     }
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
+
+#[test]
+fn the_nbody_network_is_equivariant_in_2_3_and_4_dimensions() {
+    for dim in ["2", "3", "4"] {
+        let out = run(&[
+            "equivariance",
+            "--model",
+            "nbody-gnn",
+            "--dim",
+            dim,
+            "--trials",
+            "2",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let err = v["max_rel_error"].as_f64().unwrap();
+        assert!(err <= 1e-9, "d = {dim}: relative error {err:.3e}");
+        assert_eq!(v["layer"].as_str(), Some("nbody-gnn"));
+    }
+    // Identity frames are the non-equivariant control.
+    let out = run(&[
+        "equivariance",
+        "--model",
+        "nbody-gnn",
+        "--frames",
+        "identity",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["max_rel_error"].as_f64().unwrap() > 1e-3);
+}

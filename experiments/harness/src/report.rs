@@ -40,6 +40,20 @@ pub struct Report {
     pub figures: Vec<String>,
     /// Wall time of the experiment.
     pub seconds: f64,
+    /// The data, for experiments that do not use the point-cloud sets (default: the mode's
+    /// point-cloud data).
+    #[serde(skip)]
+    pub data: Option<String>,
+    /// The protocol, for experiments that train their own way (default: the harness's).
+    #[serde(skip)]
+    pub protocol: Option<String>,
+    /// The epoch cap of the runs, for experiments that train their own way.
+    #[serde(skip)]
+    pub epoch_cap: Option<usize>,
+    /// What the table says about published numbers (default: that the paper's are not
+    /// available offline).
+    #[serde(skip)]
+    pub published: Option<String>,
 }
 
 impl Report {
@@ -89,19 +103,25 @@ impl Report {
                 }
             ));
         }
+        let data = self.data.clone().unwrap_or_else(|| ctx.describe_data(3));
+        let protocol = self.protocol.clone().unwrap_or_else(|| ctx.protocol());
         md.push_str(&format!(
             "**Mode: {}.** Data: {}. Seeds: {}. Protocol: {}. Wall time: {:.0} s; training time of \
              the runs used: {:.0} s.\n\n",
             ctx.mode.name(),
-            ctx.describe_data(3),
+            data,
             seeds.join(", "),
-            ctx.protocol(),
+            protocol,
             self.seconds,
             ctx.train_seconds
         ));
+        let published = self.published.clone().unwrap_or_else(|| {
+            "The paper's exact numbers are not available offline, so none are shown; the claim \
+             is checked against our own rows."
+                .to_string()
+        });
         md.push_str(&format!(
-            "**Paper's claim.** {}\n\nThe paper's exact numbers are not available offline, so none are \
-             shown; the claim is checked against our own rows.\n\n",
+            "**Paper's claim.** {}\n\n{published}\n\n",
             exp.claim
         ));
         md.push_str(&format!("**Our result.** {}\n\n", self.verdict));
@@ -118,7 +138,7 @@ impl Report {
                 "{capped} of the {runs} training runs behind this table reached the {}-epoch cap \
                  before early stopping ended them: their scores are what that budget allows, \
                  not converged values (every row had the same cap).",
-                ctx.train_config().epochs
+                self.epoch_cap.unwrap_or(ctx.train_config().epochs)
             ));
         }
         for n in &self.notes {
@@ -136,11 +156,11 @@ impl Report {
             "title": exp.title,
             "claim": exp.claim,
             "mode": ctx.mode.name(),
-            "data": ctx.describe_data(3),
+            "data": data,
             "seeds": ctx.seeds,
             "seconds": self.seconds,
             "train_seconds": ctx.train_seconds,
-            "protocol": ctx.protocol(),
+            "protocol": protocol,
             "command": ctx.command,
             "report": self,
         });

@@ -6,7 +6,7 @@ use candle_core::DType;
 use clap::ValueEnum;
 use tensor_frames::diagnostics::{
     equivariance_markdown, equivariance_table, layer_equivariance, model_equivariance,
-    write_atomic, EquivarianceRequest, EquivarianceResult,
+    nbody_equivariance, write_atomic, EquivarianceRequest, EquivarianceResult, NBODY_MODEL,
 };
 use tensor_frames::frames::FrameChoice;
 use tensor_frames::group::TensorReps;
@@ -44,7 +44,8 @@ pub(crate) struct Args {
     /// held-out synthetic shapes instead of random clouds.
     #[arg(long, conflicts_with = "model")]
     checkpoint: Option<std::path::PathBuf>,
-    /// Model preset instead of a layer (pointnet2-normals, dgcnn-classification, ...).
+    /// Model preset instead of a layer (pointnet2-normals, dgcnn-classification, ..., or
+    /// nbody-gnn: the N-body network on random charged systems).
     #[arg(long)]
     model: Option<String>,
     /// Dimension d >= 2.
@@ -113,9 +114,17 @@ pub(crate) fn run(a: Args) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         return report(&r, a.json);
     }
+    if a.model.as_deref() == Some(NBODY_MODEL) {
+        let r = nbody_equivariance(a.dim, a.frames, a.trials, dtype, a.seed)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return report(&r, a.json);
+    }
     if let Some(preset) = &a.model {
         if !PRESETS.iter().any(|p| p.name == preset) {
-            bail!("unknown model {preset:?}; known models: {}", preset_names());
+            bail!(
+                "unknown model {preset:?}; known models: {}, {NBODY_MODEL}",
+                preset_names()
+            );
         }
         let r = model_equivariance(preset, a.dim, a.trials, dtype, a.seed, a.points)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

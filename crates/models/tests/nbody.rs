@@ -1,0 +1,177 @@
+//! The N-body network: exact O(d) equivariance (positions as positions, velocities as
+//! displacements, charges invariant) in f64, for d = 2, 3, 4 and both determinant signs; the
+//! controls are not equivariant; weights round-trip.
+
+use candle_core::{DType, Device, Tensor};
+use proptest::prelude::*;
+use tf_models::{fully_connected, FrameChoice, Messages, NBodyConfig, NBodyGnn, NBodyInput};
+use tf_testing::{prop_assert_equivariant, reseed_varmap, strategies, Declared, Kind, Transform};
+
+fn systems(d: usize, systems: usize, seed: u64) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = systems * 5;
+    let dev = Device::Cpu;
+    let loc: Vec<f64> = (0..n * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let vel: Vec<f64> = (0..n * d).map(|_| rng.random_range(-0.5..0.5)).collect();
+    let q: Vec<f64> = (0..n)
+        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+        .collect();
+    let batch: Vec<u32> = (0..n as u32).map(|i| i / 5).collect();
+    let t = |v: Vec<f64>, c: usize| Tensor::from_vec(v, (n, c), &dev);
+    (
+        t(loc, d).expect("loc"),
+        t(vel, d).expect("vel"),
+        t(q, 1).expect("charges"),
+        fully_connected(systems, 5, &dev).expect("edges"),
+        Tensor::from_vec(batch, n, &dev).expect("batch"),
+    )
+}
+
+fn network(d: usize, frames: FrameChoice, messages: Messages, seed: u64) -> NBodyGnn {
+    let mut cfg = NBodyConfig::new(d);
+    cfg.frames.kind = frames;
+    cfg.messages = messages;
+    cfg.layers = 2;
+    cfg.hidden = 16;
+    cfg.scalars = 6;
+    cfg.vectors = 3;
+    let net = NBodyGnn::new(cfg, DType::F64, &Device::Cpu, seed).expect("network");
+    // Larger random weights than the initialisation, so every path carries signal.
+    reseed_varmap(net.varmap(), seed, 0.5).expect("reseed");
+    net
+}
+
+fn check(
+    d: usize,
+    frames: FrameChoice,
+    messages: Messages,
+    seed: u64,
+) -> Result<f64, TestCaseError> {
+    let net = network(d, frames, messages, seed);
+    let (loc, vel, q, edges, batch) = systems(d, 3, seed);
+    let f = |x: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
+        let (out, _) = net.forward(&NBodyInput {
+            loc: &x[0],
+            vel: &x[1],
+            charges: &x[2],
+            edge_index: &edges,
+            batch: Some(&batch),
+        })?;
+        Ok(vec![out])
+    };
+    prop_assert_equivariant(
+        &[
+            (Kind::Positions, loc),
+            (Kind::Displacements, vel),
+            (Kind::Invariant, q),
+        ],
+        &[Declared::new("positions", Kind::Positions)],
+        f,
+        d,
+        seed,
+        1e-9,
+    )
+}
+
+proptest! {
+    #![proptest_config(tf_testing::config(12))]
+
+    #[test]
+    fn tensorial_and_scalar_messages_with_learned_frames_are_equivariant(
+        seed in strategies::seed(),
+        d in prop::sample::select(vec![2usize, 3, 4]),
+        scalar in any::<bool>(),
+    ) {
+        let messages = if scalar { Messages::Scalar } else { Messages::Tensorial };
+        let err = check(d, FrameChoice::Learned, messages, seed)?;
+        prop_assert!(err <= 1e-9, "relative error {err:.3e}");
+    }
+}
+
+#[test]
+fn the_controls_are_not_equivariant() {
+    for frames in [FrameChoice::Identity, FrameChoice::RandomGlobal] {
+        let net = network(3, frames, Messages::Tensorial, 1);
+        let (loc, vel, q, edges, batch) = systems(3, 2, 1);
+        let g = Transform::random(3, 5, 1.0);
+        let run = |loc: &Tensor, vel: &Tensor| {
+            // Same random frames for both calls.
+            net.frames().reseed(9).expect("reseed");
+            net.forward(&NBodyInput {
+                loc,
+                vel,
+                charges: &q,
+                edge_index: &edges,
+                batch: Some(&batch),
+            })
+            .expect("forward")
+            .0
+        };
+        let a = g
+            .apply(&Kind::Positions, &run(&loc, &vel))
+            .expect("transform");
+        let b = run(
+            &g.apply(&Kind::Positions, &loc).expect("loc"),
+            &g.apply(&Kind::Displacements, &vel).expect("vel"),
+        );
+        let err = tf_testing::max_abs_diff(&a, &b).expect("diff");
+        assert!(
+            err > 1e-3,
+            "{frames:?} should not be equivariant, error {err:.3e}"
+        );
+    }
+}
+
+#[test]
+fn weights_round_trip_and_bad_files_are_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.safetensors");
+    let a = network(3, FrameChoice::Learned, Messages::Tensorial, 3);
+    a.save(&path).expect("save");
+    let mut b = network(3, FrameChoice::Learned, Messages::Tensorial, 4);
+    b.load(&path).expect("load");
+    let (loc, vel, q, edges, batch) = systems(3, 2, 2);
+    let input = NBodyInput {
+        loc: &loc,
+        vel: &vel,
+        charges: &q,
+        edge_index: &edges,
+        batch: Some(&batch),
+    };
+    let diff = tf_testing::max_abs_diff(
+        &a.forward(&input).expect("a").0,
+        &b.forward(&input).expect("b").0,
+    )
+    .expect("diff");
+    assert_eq!(diff, 0.0);
+    // A network of another width refuses the file and keeps its weights.
+    let mut cfg = a.config().clone();
+    cfg.hidden = 8;
+    let mut c = NBodyGnn::new(cfg, DType::F64, &Device::Cpu, 0).expect("c");
+    let err = c
+        .load(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("shape"), "{err}");
+    // Wrong input shapes are an error, not a panic.
+    let bad = Tensor::zeros((10, 2), DType::F64, &Device::Cpu).expect("bad");
+    let err = a
+        .forward(&NBodyInput { vel: &bad, ..input })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("vel"), "{err}");
+}
+
+#[test]
+fn fully_connected_edges_stay_within_systems() {
+    let e = fully_connected(2, 3, &Device::Cpu).expect("edges");
+    assert_eq!(e.dims(), &[2, 12]);
+    let v = e.to_vec2::<u32>().expect("vec");
+    for (s, r) in v[0].iter().zip(&v[1]) {
+        assert_ne!(s, r);
+        assert_eq!(s / 3, r / 3);
+    }
+}
