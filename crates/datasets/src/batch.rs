@@ -85,6 +85,24 @@ pub struct LabelledBatch {
     pub features: Option<Tensor>,
 }
 
+impl LabelledBatch {
+    /// The batch on `device`, moved in one go (batches are assembled on the host).
+    pub fn to_device(&self, device: &candle_core::Device) -> candle_core::Result<Self> {
+        if device.same_device(self.pos.device()) {
+            return Ok(self.clone());
+        }
+        let mv = |t: &Tensor| t.to_device(device);
+        Ok(Self {
+            pos: mv(&self.pos)?,
+            normals: mv(&self.normals)?,
+            batch: mv(&self.batch)?,
+            labels: mv(&self.labels)?,
+            parts: self.parts.as_ref().map(mv).transpose()?,
+            features: self.features.as_ref().map(mv).transpose()?,
+        })
+    }
+}
+
 /// Builds one batch from `shapes`, using `rng` for subsets and transformations.
 pub fn make_batch(
     shapes: &[Shape],

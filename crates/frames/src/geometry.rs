@@ -11,8 +11,7 @@ use crate::local_frames::split_edges;
 
 /// Per-edge relative vectors `x_j - x_i` `(E, d)` and distances `(E, 1)` (with a tiny epsilon
 /// so duplicate points give a zero unit vector and a finite gradient, not NaN). As candle ops:
-/// the reference the fused `edge_rows` (learned frames) op is tested against.
-#[cfg(test)]
+/// the portable path of the fused `edge_rows` (learned frames) op, and its test reference.
 pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Tensor)> {
     let (src, dst) = split_edges(edge_index)?;
     let rel = (pos.index_select(&src, 0)? - pos.index_select(&dst, 0)?)?;
@@ -22,8 +21,7 @@ pub(crate) fn relative(pos: &Tensor, edge_index: &Tensor) -> Result<(Tensor, Ten
 
 /// Smooth cutoff `(1 - u^2)^2` for `u = r / r_c < 1`, zero beyond: 1 at the centre, value and
 /// slope vanish at the cutoff, so neighbours entering the radius change frames continuously.
-/// As candle ops: the reference the fused `edge_rows` (learned frames) op is tested against.
-#[cfg(test)]
+/// As candle ops: the portable path of the fused `edge_rows` op, and its test reference.
 pub(crate) fn envelope(dist: &Tensor, cutoff: f64) -> Result<Tensor> {
     let u2 = (dist / cutoff)?.sqr()?.clamp(0.0, 1.0)?;
     (u2.affine(-1.0, 1.0))?.sqr()

@@ -166,11 +166,15 @@ pub fn orthonormalize(candidates: &Tensor, opts: &Orthonormalize) -> Result<(Ten
         .flatten_all()?
         .to_vec1::<f64>()?;
     let (chosen, degenerate) = choose(&host, n, k, d, opts);
-    let mut frames = candidates.contiguous()?.apply_op1(GramSchmidt {
-        chosen: Arc::new(chosen),
-        k,
-        d,
-    })?;
+    let mut frames = if tf_group::portable::use_kernels(candidates) {
+        candidates.contiguous()?.apply_op1(GramSchmidt {
+            chosen: Arc::new(chosen),
+            k,
+            d,
+        })?
+    } else {
+        gram_schmidt_portable(candidates, &chosen)?
+    };
     if opts.handedness == Handedness::Special {
         let flat = frames
             .to_dtype(DType::F64)?
@@ -184,6 +188,34 @@ pub fn orthonormalize(candidates: &Tensor, opts: &Orthonormalize) -> Result<(Ten
         frames = frames.broadcast_mul(&scale)?;
     }
     Ok((frames, degenerate))
+}
+
+/// The portable path of the Gram-Schmidt op: the same twice-projected Gram-Schmidt of the
+/// chosen candidates as candle ops (the choice itself is made on the host, as on the CPU).
+fn gram_schmidt_portable(candidates: &Tensor, chosen: &[u32]) -> Result<Tensor> {
+    let (n, _, d) = candidates.dims3()?;
+    let dev = candidates.device();
+    let axes = Tensor::eye(d, candidates.dtype(), dev)?
+        .unsqueeze(0)?
+        .broadcast_as((n, d, d))?;
+    let all = Tensor::cat(&[candidates, &axes], 1)?.contiguous()?;
+    let idx = Tensor::from_slice(chosen, (n, d, 1), dev)?
+        .broadcast_as((n, d, d))?
+        .contiguous()?;
+    let sel = all.gather(&idx, 1)?;
+    let mut rows: Vec<Tensor> = Vec::with_capacity(d);
+    for a in 0..d {
+        let mut v = sel.narrow(1, a, 1)?.squeeze(1)?;
+        for _ in 0..2 {
+            for b in &rows {
+                let dot = (&v * b)?.sum_keepdim(1)?;
+                v = (v - b.broadcast_mul(&dot)?)?;
+            }
+        }
+        let len = (v.sqr()?.sum_keepdim(1)? + NORM_EPS)?.sqrt()?;
+        rows.push(v.broadcast_div(&len)?);
+    }
+    Tensor::stack(&rows, 1)
 }
 
 /// Gram-Schmidt of each node's chosen candidates (index `>= K`: a global axis), twice-projected

@@ -175,12 +175,42 @@ impl CustomOp2 for SegmentMax {
 
 /// `out[i] = max_{e: index[e] = i} src[e]` per channel, zero for nodes without messages.
 pub fn scatter_max(src: &Tensor, index: &Tensor, n: usize) -> Result<Tensor> {
-    let (e, c, _) = check(src, index, n)?;
+    let (e, c, idx) = check(src, index, n)?;
     if e == 0 || c == 0 {
         return Tensor::zeros((n, c), src.dtype(), src.device());
     }
+    if !tf_group::portable::use_kernels(src) {
+        return scatter_max_portable(src, &idx, n);
+    }
     let index = index.to_dtype(DType::U32)?.contiguous()?;
     src.contiguous()?.apply_op2(&index, SegmentMax { n })
+}
+
+/// The portable path of [`scatter_max`]: each node's messages gathered into a padded
+/// `(n, K, C)` block (K the largest in-degree, padding `-inf`), reduced by candle's `max`.
+/// Its gradient goes to every message that ties for a maximum (the kernel's to the first).
+fn scatter_max_portable(src: &Tensor, idx: &[u32], n: usize) -> Result<Tensor> {
+    let (e, c) = src.dims2()?;
+    let mut degree = vec![0usize; n];
+    for &i in idx {
+        degree[i as usize] += 1;
+    }
+    let k = degree.iter().copied().max().unwrap_or(0).max(1);
+    let mut slots = vec![e as u32; n * k];
+    let mut filled = vec![0usize; n];
+    for (edge, &i) in idx.iter().enumerate() {
+        let i = i as usize;
+        slots[i * k + filled[i]] = edge as u32;
+        filled[i] += 1;
+    }
+    let dev = src.device();
+    let pad = Tensor::full(f64::NEG_INFINITY, (1, c), dev)?.to_dtype(src.dtype())?;
+    let rows = Tensor::cat(&[src, &pad], 0)?;
+    let slots = Tensor::from_vec(slots, n * k, dev)?;
+    let max = rows.index_select(&slots, 0)?.reshape((n, k, c))?.max(1)?;
+    let received: Vec<u8> = degree.iter().map(|&d| u8::from(d > 0)).collect();
+    let received = Tensor::from_vec(received, (n, 1), dev)?.broadcast_as((n, c))?;
+    received.where_cond(&max, &max.zeros_like()?)
 }
 
 /// Softmax of `src` over the messages of each receiver, per channel: `(E, C)`; the weights of

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod orthogonal;
+pub mod portable;
 pub mod reference;
 pub mod reps;
 mod rho;

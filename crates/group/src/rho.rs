@@ -149,9 +149,65 @@ impl RepAction {
         if self.reps.is_invariant() {
             return Ok(features.clone());
         }
+        if !crate::portable::use_kernels(features) {
+            return self.apply_portable(features, u);
+        }
         features
             .contiguous()?
             .apply_op2(&u.contiguous()?, RhoOp(self.plan.clone()))
+    }
+
+    /// The portable path of [`apply`](Self::apply): each term's channels rotated one tensor
+    /// axis at a time by a batched `matmul`, differentiable in both inputs by candle's
+    /// autograd. `det U` comes from the host (a constant, as in the kernel).
+    fn apply_portable(&self, features: &Tensor, u: &Tensor) -> Result<Tensor> {
+        let d = self.plan.d;
+        let n = features.dim(0)?;
+        let det = if self.plan.has_pseudo {
+            let host = u
+                .to_dtype(candle_core::DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            let det: Vec<f64> = host.chunks_exact(d * d).map(|m| det_host(m, d)).collect();
+            Some(
+                Tensor::from_vec(det, (n, 1), u.device())?
+                    .to_dtype(features.dtype())?
+                    .detach(),
+            )
+        } else {
+            None
+        };
+        let u = u.contiguous()?;
+        let mut parts = Vec::with_capacity(self.reps.terms().len());
+        for (t, &offset) in self.reps.terms().iter().zip(&self.reps.offsets(d)) {
+            let width = t.dim(d);
+            let mut x = features.narrow(1, offset, width)?;
+            if t.order > 0 {
+                let k = t.order;
+                let mut y = x.reshape((n, width))?;
+                for p in 0..k {
+                    let (pre, post) = (t.mul * d.pow(p as u32), d.pow((k - 1 - p) as u32));
+                    // axis p to the front, rotate, and back: (n, pre, d, post)
+                    let z = y
+                        .reshape((n, pre, d, post))?
+                        .permute((0, 2, 1, 3))?
+                        .contiguous()?
+                        .reshape((n, d, pre * post))?;
+                    y = u
+                        .matmul(&z)?
+                        .reshape((n, d, pre, post))?
+                        .permute((0, 2, 1, 3))?
+                        .contiguous()?
+                        .reshape((n, width))?;
+                }
+                x = y;
+            }
+            if let (Parity::Pseudo, Some(det)) = (t.parity, &det) {
+                x = x.broadcast_mul(det)?;
+            }
+            parts.push(x);
+        }
+        Tensor::cat(&parts, 1)
     }
 
     /// `rho(Q) features` for one element `Q` of shape `(d, d)` shared by all rows.

@@ -10,6 +10,8 @@
 //! | [`rotate_last_axis`] | `U (N,d,d)`, `Z (N,M,d)` | `(N,d,M)`: `out[i,m] = sum_j U[i,j] Z[m,j]` |
 //! | [`unrotate_first_axis`] | `U (N,d,d)`, `G (N,d,M)` | `(N,M,d)`: `out[m,j] = sum_i U[i,j] G[i,m]` |
 //! | [`outer_sum`] | `G (N,d,M)`, `Z (N,M,d)` | `(N,d,d)`: `out[i,j] = sum_m G[i,m] Z[m,j]` |
+//!
+//! Off the CPU (or with [`crate::portable::portable`]) each is one batched candle `matmul`.
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -26,17 +28,29 @@ const MIN_ROWS_PER_TASK: usize = 256;
 
 /// `out[n, i, m] = sum_j U[n, i, j] Z[n, m, j]`: rotates the last axis of `Z` and moves it first.
 pub fn rotate_last_axis(u: &Tensor, z: &Tensor) -> Result<Tensor> {
+    if !crate::portable::use_kernels(u) {
+        Op::Rotate.shapes(u.dims(), z.dims())?;
+        return u.matmul(&z.transpose(1, 2)?.contiguous()?);
+    }
     u.contiguous()?.apply_op2(&z.contiguous()?, Op::Rotate)
 }
 
 /// `out[n, m, j] = sum_i U[n, i, j] G[n, i, m]`: applies `U^T` to the first axis of `G` and
 /// moves it last (the inverse movement of [`rotate_last_axis`]).
 pub fn unrotate_first_axis(u: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if !crate::portable::use_kernels(u) {
+        Op::Unrotate.shapes(u.dims(), g.dims())?;
+        return g.transpose(1, 2)?.contiguous()?.matmul(&u.contiguous()?);
+    }
     u.contiguous()?.apply_op2(&g.contiguous()?, Op::Unrotate)
 }
 
 /// `out[n, i, j] = sum_m G[n, i, m] Z[n, m, j]`: per-row `G Z`, producing a `d x d` matrix.
 pub fn outer_sum(g: &Tensor, z: &Tensor) -> Result<Tensor> {
+    if !crate::portable::use_kernels(g) {
+        Op::Outer.shapes(g.dims(), z.dims())?;
+        return g.contiguous()?.matmul(&z.contiguous()?);
+    }
     g.contiguous()?.apply_op2(&z.contiguous()?, Op::Outer)
 }
 

@@ -35,6 +35,7 @@
 mod attention;
 mod blocks;
 mod config;
+mod device;
 mod dgcnn;
 mod init;
 mod io;
@@ -48,6 +49,7 @@ pub use config::{
     AttentionConfig, ConfigError, DgcnnConfig, FeaturePropagationConfig, HeadConfig, ModelConfig,
     PointNet2Config, SetAbstractionConfig,
 };
+pub use device::{DeviceChoice, UnknownDevice};
 pub use dgcnn::Dgcnn;
 pub use io::{compute_features, Batch, Prediction};
 pub use model::Model;

@@ -214,6 +214,14 @@ impl NBodyGnn {
         self.frames.as_ref()
     }
 
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.varmap
+            .all_vars()
+            .first()
+            .map_or(Device::Cpu, |v| v.device().clone())
+    }
+
     /// Trainable parameters.
     pub fn params(&self) -> usize {
         self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()

@@ -189,12 +189,20 @@ impl PointNet2 {
         // are: both are host work with serial stretches (a neighbour search per graph, candle
         // glue between the frame kernels) that leave a core idle when run one after the other.
         let batch0 = b.batch_or_zeros()?;
+        // The portable-path choice is per thread: carry it to rayon's workers.
+        let forced = tf_group::portable::is_forced();
         let (p, sampled) = rayon::join(
-            || prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k),
             || {
-                let sampled = self.sample_levels(b.pos, &batch0)?;
-                let interp = self.interpolation_edges(b.pos, &batch0, &sampled)?;
-                Ok::<_, candle_core::Error>((sampled, interp))
+                tf_group::portable::carry(forced, || {
+                    prologue(b, self.cfg.d, self.frames.as_ref(), self.cfg.frames.k)
+                })
+            },
+            || {
+                tf_group::portable::carry(forced, || {
+                    let sampled = self.sample_levels(b.pos, &batch0)?;
+                    let interp = self.interpolation_edges(b.pos, &batch0, &sampled)?;
+                    Ok::<_, candle_core::Error>((sampled, interp))
+                })
             },
         );
         let (p, (sampled, interp_edges)) = (p?, sampled?);

@@ -82,9 +82,11 @@ proptest! {
         seed in strategies::seed(),
         d in prop::sample::select(vec![2usize, 3, 4]),
         scalar in any::<bool>(),
+        portable in any::<bool>(),
     ) {
         let messages = if scalar { Messages::Scalar } else { Messages::Tensorial };
-        let err = check(d, FrameChoice::Learned, messages, seed)?;
+        // The portable path is the one a GPU takes (candle ops instead of the CPU kernels).
+        let err = tf_group::portable::carry(portable, || check(d, FrameChoice::Learned, messages, seed))?;
         prop_assert!(err <= 1e-9, "relative error {err:.3e}");
     }
 }

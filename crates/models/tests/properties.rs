@@ -125,6 +125,18 @@ proptest! {
         }
     }
 
+    /// The path a GPU takes (candle ops instead of the CPU kernels), forced on the CPU.
+    #[test]
+    fn models_are_equivariant_on_the_portable_path(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 3, 4])) {
+        let (pos, batch) = shapes(d, 48, seed);
+        for p in ["pointnet2-normals", "pointnet2-normals-refined", "pointnet2-classification", "dgcnn-normals", "attention-normals"] {
+            let m = model(p, d, seed);
+            let before = tf_group::portable::portable_calls();
+            tf_group::portable::portable(|| prop_assert_equivariant(&[(Kind::Positions, pos.clone())], &[Declared::new(p, output_kind(&m, d))], run(&m, &batch), d, seed, TOL))?;
+            prop_assert!(tf_group::portable::portable_calls() > before);
+        }
+    }
+
     #[test]
     fn pointnet2_is_equivariant_in_2d_and_4d(seed in strategies::seed(), d in prop::sample::select(vec![2usize, 4])) {
         let (pos, batch) = shapes(d, 64, seed);

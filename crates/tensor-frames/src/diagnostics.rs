@@ -41,6 +41,8 @@ pub struct EquivarianceRequest {
     pub hidden_reps: TensorReps,
     /// Global output rep.
     pub out_reps: TensorReps,
+    /// Where the network runs (inputs and errors stay on the host).
+    pub device: Device,
 }
 
 impl EquivarianceRequest {
@@ -58,6 +60,7 @@ impl EquivarianceRequest {
             in_reps: "4x0n+2x1n+1x1p+1x2n".parse().expect("valid default reps"),
             hidden_reps: "4x0n+2x1n+1x1p+1x2n".parse().expect("valid default reps"),
             out_reps: "2x0n+1x1n+1x1p+1x2n".parse().expect("valid default reps"),
+            device: Device::Cpu,
         }
     }
 }
@@ -126,7 +129,7 @@ pub fn layer_equivariance(req: &EquivarianceRequest) -> Result<EquivarianceResul
     let d = req.dim;
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, req.dtype, &dev);
+    let vb = VarBuilder::from_varmap(&vm, req.dtype, &req.device);
     let frames = frame_config(req.frames, d, req.seed).builder(d, vb.pp("frames"))?;
     let k = (d + 3).min(req.points - 1);
     let net = LayerNet::new(
@@ -160,12 +163,18 @@ pub fn layer_equivariance(req: &EquivarianceRequest) -> Result<EquivarianceResul
             req.layer.as_str(),
             Kind::Features(req.out_reps.clone()),
         )];
-        degenerate += net.forward(&pos, &x)?.1;
+        let on = |t: &candle_core::Tensor| t.to_device(&req.device);
+        degenerate += net.forward(&on(&pos)?, &on(&x)?)?.1;
         for g in Transform::pair(d, seed) {
             let r = equivariance_error(
                 &inputs,
                 &outputs,
-                |xs| Ok(vec![net.forward(&xs[0], &xs[1])?.0]),
+                |xs| {
+                    Ok(vec![net
+                        .forward(&on(&xs[0])?, &on(&xs[1])?)?
+                        .0
+                        .to_device(&dev)?])
+                },
                 &g,
             )?;
             max_abs = max_abs.max(r.max_abs_error());
@@ -259,6 +268,7 @@ pub fn model_equivariance(
     dtype: DType,
     seed: u64,
     points: usize,
+    device: &Device,
 ) -> Result<EquivarianceResult> {
     use tf_models::{Model, ModelConfig};
     if dim < 2 {
@@ -271,7 +281,7 @@ pub fn model_equivariance(
         ModelConfig::preset(preset, dim).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let frames = cfg.frames().kind;
     let dev = Device::Cpu;
-    let model = Model::new(cfg, dtype, &dev)?;
+    let model = Model::new(cfg, dtype, device)?;
     reseed_varmap(model.varmap(), seed, 0.3)?;
     let cloud = |s: u64| -> Result<candle_core::Tensor> {
         PointCloud::uniform(dim, 2 * points, s).tensor(DType::F64, &dev)? * 0.5
@@ -288,13 +298,14 @@ pub fn checkpoint_equivariance(
     trials: usize,
     seed: u64,
     points: usize,
+    device: &Device,
 ) -> Result<EquivarianceResult> {
     use tf_datasets::{Split, Synthetic, SyntheticNd};
     if trials == 0 || points < 8 {
         bail!("need at least one trial and eight points per shape");
     }
-    let model =
-        tf_train::load_model(path, dtype).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let model = tf_train::load_model_on(path, dtype, device)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let dim = model.config().d();
     let frames = model.config().frames().kind;
     let dev = Device::Cpu;
@@ -348,7 +359,9 @@ fn measure_model(
     cloud: &dyn Fn(u64) -> Result<candle_core::Tensor>,
 ) -> Result<EquivarianceResult> {
     use tf_models::{Batch, HeadConfig};
+    // Inputs, transforms and errors on the host; the network on its own device.
     let dev = Device::Cpu;
+    let net_dev = model.device();
     let dim = model.config().d();
     let dtype = model
         .varmap()
@@ -368,26 +381,20 @@ fn measure_model(
         // Computed input features are recomputed from the transformed cloud: the check covers
         // the whole pipeline a user runs, not the network alone.
         let spec = model.config().input_features();
-        let f = |xs: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
-            let feats = tf_models::compute_features(spec, &xs[0], Some(&batch))?;
-            Ok(vec![
-                model
-                    .forward(&Batch {
-                        pos: &xs[0],
-                        batch: Some(&batch),
-                        features: feats.as_ref(),
-                    })?
-                    .values,
-            ])
-        };
-        let feats = tf_models::compute_features(spec, &pos, Some(&batch))?;
-        degenerate += model
-            .forward(&Batch {
-                pos: &pos,
-                batch: Some(&batch),
+        let run = |pos: &candle_core::Tensor| -> Result<tf_models::Prediction> {
+            let feats = tf_models::compute_features(spec, pos, Some(&batch))?
+                .map(|t| t.to_device(&net_dev))
+                .transpose()?;
+            model.forward(&Batch {
+                pos: &pos.to_device(&net_dev)?,
+                batch: Some(&batch.to_device(&net_dev)?),
                 features: feats.as_ref(),
-            })?
-            .degenerate_frames;
+            })
+        };
+        let f = |xs: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
+            Ok(vec![run(&xs[0])?.values.to_device(&dev)?])
+        };
+        degenerate += run(&pos)?.degenerate_frames;
         for g in Transform::pair(dim, s) {
             let r = equivariance_error(
                 &[(Kind::Positions, pos.clone())],
@@ -434,6 +441,7 @@ pub fn nbody_equivariance(
     trials: usize,
     dtype: DType,
     seed: u64,
+    device: &Device,
 ) -> Result<EquivarianceResult> {
     use rand::{Rng, SeedableRng};
     use tf_models::{fully_connected, NBodyConfig, NBodyGnn, NBodyInput};
@@ -443,7 +451,7 @@ pub fn nbody_equivariance(
     let dev = Device::Cpu;
     let mut cfg = NBodyConfig::new(dim);
     cfg.frames.kind = frames;
-    let net = NBodyGnn::new(cfg, dtype, &dev, seed)?;
+    let net = NBodyGnn::new(cfg, dtype, device, seed)?;
     // Larger weights than the initialisation (whose last layer is zero), so every path of the
     // network carries signal into the measured output.
     reseed_varmap(net.varmap(), seed, 0.3)?;
@@ -470,15 +478,18 @@ pub fn nbody_equivariance(
         let (loc, vel) = (draw(dim, 2.0)?, draw(dim, 0.5)?);
         let q = draw(1, 1.0)?.sign()?;
         let run = |x: &[candle_core::Tensor]| -> Result<(candle_core::Tensor, usize)> {
+            let on = |t: &candle_core::Tensor| t.to_dtype(dtype)?.to_device(device);
             net.forward(&NBodyInput {
-                loc: &x[0].to_dtype(dtype)?,
-                vel: &x[1].to_dtype(dtype)?,
-                charges: &x[2].to_dtype(dtype)?,
+                loc: &on(&x[0])?,
+                vel: &on(&x[1])?,
+                charges: &on(&x[2])?,
                 edge_index: &edges,
                 batch: Some(&batch),
             })
         };
-        let f = |x: &[candle_core::Tensor]| run(x).map(|(out, _)| vec![out]);
+        let f = |x: &[candle_core::Tensor]| -> Result<Vec<candle_core::Tensor>> {
+            Ok(vec![run(x)?.0.to_device(&dev)?])
+        };
         degenerate += run(&[loc.clone(), vel.clone(), q.clone()])?.1;
         for g in Transform::pair(dim, s) {
             let r = equivariance_error(

@@ -290,6 +290,8 @@ fn predict_groups(
         .all_vars()
         .first()
         .map_or(DType::F32, |v| v.dtype());
+    // Batches are assembled on the host and moved to the model's device once each.
+    let dev = model.device();
     for batch in chunks.chunks(opts.batch.max(1)) {
         let mut pos = Vec::new();
         let mut owner = Vec::new();
@@ -302,10 +304,10 @@ fn predict_groups(
             }
         }
         let m = owner.len();
-        let pos = Tensor::from_vec(pos, (m, d), &Device::Cpu)?;
-        let owner = Tensor::from_vec(owner, m, &Device::Cpu)?;
+        let pos = Tensor::from_vec(pos, (m, d), &dev)?;
+        let owner = Tensor::from_vec(owner, m, &dev)?;
         let feats = if spec.is_some() {
-            Some(Tensor::from_vec(feats, (m, fw), &Device::Cpu)?.to_dtype(dtype)?)
+            Some(Tensor::from_vec(feats, (m, fw), &dev)?.to_dtype(dtype)?)
         } else {
             None
         };
@@ -421,9 +423,14 @@ const BUNDLED_STATE: &str = include_str!("../../../models/normals/state.json");
 /// The bundled normal estimator (`models/normals`, compiled in) in `dtype`, and the points per
 /// model input it was trained with.
 pub fn bundled(dtype: candle_core::DType) -> Result<(Model, usize)> {
+    bundled_on(dtype, &Device::Cpu)
+}
+
+/// [`bundled`] on `device`.
+pub fn bundled_on(dtype: candle_core::DType, device: &Device) -> Result<(Model, usize)> {
     let state: tf_train::checkpoint::CheckpointState = serde_json::from_str(BUNDLED_STATE)
         .map_err(|e| PredictError::Input(format!("the bundled model's state: {e}")))?;
-    let mut model = Model::new(state.config.model, dtype, &Device::Cpu)?;
+    let mut model = Model::new(state.config.model, dtype, device)?;
     model.load_bytes(BUNDLED_WEIGHTS, "the bundled model")?;
     Ok((model, state.config.train.points))
 }

@@ -32,6 +32,7 @@
 //! ```
 
 mod equivariance;
+mod paths;
 pub mod strategies;
 mod transform;
 
@@ -39,6 +40,7 @@ pub use equivariance::{
     equivariance_error, max_abs_diff, max_rel_diff, prop_assert_equivariant, Declared,
     EquivarianceReport, OutputError,
 };
+pub use paths::{compare_paths, compare_paths_with_weights, PathDifference};
 pub use transform::{Kind, Transform};
 
 /// Proptest configuration with `default_cases` cases, overridden by the `PROPTEST_CASES`

@@ -176,6 +176,11 @@ pub fn load_optimizer(dir: &Path, opt: &mut AdamW, step: usize) -> Result<(), Tr
 /// or else newest checkpoint), or a `.safetensors` file next to a `state.json` or
 /// `model.json` holding its configuration.
 pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
+    load_model_on(path, dtype, &Device::Cpu)
+}
+
+/// [`load_model`] onto `device`.
+pub fn load_model_on(path: &Path, dtype: DType, device: &Device) -> Result<Model, TrainError> {
     let dir = resolve(path)?;
     let weights = weights_file(path, &dir);
     let config: ModelConfig = if dir.join("state.json").is_file() {
@@ -186,7 +191,7 @@ pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
         serde_json::from_str(&text)
             .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", p.display())))?
     };
-    let mut model = Model::new(config, dtype, &Device::Cpu)?;
+    let mut model = Model::new(config, dtype, device)?;
     model
         .load(&weights)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", weights.display())))?;

@@ -7,7 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use tf_datasets::Augment;
-use tf_models::ModelConfig;
+use tf_models::{DeviceChoice, ModelConfig};
 
 use crate::error::TrainError;
 
@@ -83,6 +83,10 @@ pub struct TrainConfig {
     /// schedule still spans `epochs`, so a run that stops early stops at a higher rate.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub patience: usize,
+    /// Where the model trains: `cpu` (default), `cuda[:N]` or `metal[:N]`. Batches are
+    /// assembled on the host and moved once per step.
+    #[serde(default, skip_serializing_if = "DeviceChoice::is_cpu")]
+    pub device: DeviceChoice,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -109,6 +113,7 @@ impl Default for TrainConfig {
             progress: true,
             init: None,
             patience: 0,
+            device: DeviceChoice::Cpu,
         }
     }
 }

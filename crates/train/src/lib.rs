@@ -40,7 +40,7 @@ pub mod plot;
 pub mod task;
 mod trainer;
 
-pub use checkpoint::load_model;
+pub use checkpoint::{load_model, load_model_on};
 pub use config::{AugmentChoice, DataConfig, RunConfig, TrainConfig};
 pub use data::{is_validation, open_data, Splits};
 pub use error::TrainError;

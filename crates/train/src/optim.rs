@@ -115,7 +115,7 @@ impl AdamW {
                 if t.dims() != var.dims() {
                     candle_core::bail!("optimizer state {key} has shape {:?}", t.dims());
                 }
-                *slot = t.to_dtype(var.dtype())?;
+                *slot = t.to_dtype(var.dtype())?.to_device(var.device())?;
             }
         }
         self.step = step;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -178,7 +178,8 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
     let metrics_path = run.dir.join("metrics.jsonl");
     let config_json = serde_json::to_string_pretty(cfg)?;
 
-    let mut model = Model::new_seeded(cfg.model.clone(), DType::F32, &Device::Cpu, cfg.train.seed)?;
+    let dev = cfg.train.device.device()?;
+    let mut model = Model::new_seeded(cfg.model.clone(), DType::F32, &dev, cfg.train.seed)?;
     let mut opt = AdamW::new(model.varmap(), cfg.train.weight_decay)?;
 
     let (mut epoch, mut step, mut best) = (0usize, 0usize, None::<(usize, f64)>);
@@ -282,7 +283,7 @@ pub fn train(run: &Run, session: Session) -> Result<Outcome, TrainError> {
         let (mut loss_sum, mut batches, mut degenerate) = (0.0, 0usize, 0usize);
         let mut lr = schedule.lr(step);
         for batch in loader {
-            let batch = batch?;
+            let batch = batch?.to_device(&dev)?;
             let pred = model.forward(&Batch {
                 pos: &batch.pos,
                 batch: Some(&batch.batch),
@@ -481,6 +482,7 @@ pub fn evaluate(
         if eval.transform {
             batch = transform_batch(&batch, model.config().input_features(), &mut rng)?;
         }
+        let batch = batch.to_device(&model.device())?;
         let pred = model.forward(&Batch {
             pos: &batch.pos,
             batch: Some(&batch.batch),

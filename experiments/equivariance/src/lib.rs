@@ -89,7 +89,15 @@ impl Experiment for Equivariance {
         let (mut worst, mut control) = (0.0f64, f64::INFINITY);
         for &d in &dims {
             for preset in MODELS {
-                let r = model_equivariance(preset, d, trials, DType::F64, 0, points)?;
+                let r = model_equivariance(
+                    preset,
+                    d,
+                    trials,
+                    DType::F64,
+                    0,
+                    points,
+                    &candle_core::Device::Cpu,
+                )?;
                 if preset.ends_with("plain") {
                     control = control.min(r.max_rel_error);
                 } else {

@@ -52,6 +52,10 @@ pub struct Args {
     /// over several sittings and any row rerun to check it.
     #[arg(long, default_value = "papers/tensor-frames/runs")]
     pub summaries: PathBuf,
+    /// Where the networks train: cpu, cuda[:N] or metal[:N] (GPUs need a build with
+    /// `--features cuda` or `--features metal`).
+    #[arg(long, default_value = "cpu")]
+    pub device: tf_models::DeviceChoice,
 }
 
 impl Args {
@@ -70,6 +74,7 @@ impl Args {
                 s.push("-summaries");
                 PathBuf::from(s)
             },
+            device: tf_models::DeviceChoice::Cpu,
         }
     }
 
@@ -188,6 +193,8 @@ pub struct Ctx {
     /// Standard-mode runs this table used, and how many of them ended at the epoch cap
     /// rather than by early stopping.
     pub runs_capped: (usize, usize),
+    /// Where the networks train.
+    pub device: tf_models::DeviceChoice,
     splits: HashMap<String, Splits>,
 }
 
@@ -246,6 +253,7 @@ impl Ctx {
             curves: Vec::new(),
             train_seconds: 0.0,
             runs_capped: (0, 0),
+            device: args.device,
             splits: HashMap::new(),
         })
     }
@@ -254,6 +262,7 @@ impl Ctx {
     pub fn train_config(&self) -> TrainConfig {
         let mut t = TrainConfig {
             progress: false,
+            device: self.device,
             ..Default::default()
         };
         match self.mode {

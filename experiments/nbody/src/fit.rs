@@ -122,7 +122,7 @@ fn mse(net: &NBodyGnn, b: &Batch) -> candle_core::Result<Tensor> {
 /// Mean squared error of the predicted positions over all systems of `samples` (per
 /// coordinate, as published), in batches of `chunk` systems, accumulated in f64.
 pub fn evaluate(net: &NBodyGnn, samples: &Samples, dtype: DType, chunk: usize) -> Result<f64> {
-    let dev = Device::Cpu;
+    let dev = net.device();
     let n = samples.len();
     if n == 0 {
         bail!("no systems to evaluate");
@@ -148,17 +148,19 @@ fn ckpt(dir: &Path, kind: &str, epoch: usize) -> PathBuf {
 /// Trains the run `cfg` in `dir` (created if needed), or resumes it, or returns it if it is
 /// finished. `dtype` is the training precision.
 pub fn fit(cfg: &FitConfig, splits: &Splits, dir: &Path, dtype: DType) -> Result<Outcome> {
-    fit_for(cfg, splits, dir, dtype, usize::MAX)
+    fit_for(cfg, splits, dir, dtype, &Device::Cpu, usize::MAX)
 }
 
-/// As [`fit`], but ends this sitting at the first checkpoint after `sitting` more epochs,
-/// leaving the run to be resumed (the outcome's state then says `done: false`); the resumed
-/// run computes exactly what an uninterrupted one would.
+/// As [`fit`] on `device` (batches are assembled on the host and moved once each), ending
+/// this sitting at the first checkpoint after `sitting` more epochs and leaving the run to be
+/// resumed (the outcome's state then says `done: false`); the resumed run computes exactly
+/// what an uninterrupted one would.
 pub fn fit_for(
     cfg: &FitConfig,
     splits: &Splits,
     dir: &Path,
     dtype: DType,
+    device: &Device,
     sitting: usize,
 ) -> Result<Outcome> {
     cfg.validate()?;
@@ -180,7 +182,7 @@ pub fn fit_for(
     } else {
         write_atomic(&config_path, &serde_json::to_string_pretty(cfg)?)?;
     }
-    let dev = Device::Cpu;
+    let dev = device.clone();
     let mut net = NBodyGnn::new(cfg.model.clone(), dtype, &dev, cfg.seed)?;
     let mut opt = AdamW::new(net.varmap(), 0.0)?;
     let state_path = dir.join("state.json");
@@ -198,7 +200,7 @@ pub fn fit_for(
         }
         if s.epoch > 0 {
             net.load(&ckpt(dir, "last", s.epoch))?;
-            let moments = candle_core::safetensors::load(ckpt(dir, "adam", s.epoch), &dev)?;
+            let moments = candle_core::safetensors::load(ckpt(dir, "adam", s.epoch), &Device::Cpu)?;
             opt.load_state(&moments, s.steps)?;
             tracing::info!(dir = %dir.display(), epoch = s.epoch, "resuming");
         }

@@ -32,7 +32,7 @@ use tf_experiments::{Ctx, Experiment, Mode, Paired, Report, Stat};
 use tf_models::{FrameChoice, Messages, NBodyConfig};
 
 use crate::data::Splits;
-use crate::fit::{fit, FitConfig};
+use crate::fit::FitConfig;
 pub use crate::published::{Published, PUBLISHED};
 
 /// The experiment.
@@ -174,6 +174,7 @@ pub struct Summary {
 #[derive(Debug, Clone)]
 struct Where {
     mode: Mode,
+    device: tf_models::DeviceChoice,
     runs: std::path::PathBuf,
     summaries: std::path::PathBuf,
 }
@@ -231,7 +232,14 @@ impl Where {
             row.slug(),
             cfg.hash()
         ));
-        let out = fit(&cfg, splits, &dir, DType::F32)?;
+        let out = fit::fit_for(
+            &cfg,
+            splits,
+            &dir,
+            DType::F32,
+            &self.device.device()?,
+            usize::MAX,
+        )?;
         let params = fit::load(&dir, DType::F32)?.params();
         let s = Summary {
             config_hash: cfg.hash(),
@@ -384,6 +392,7 @@ impl Experiment for NBody {
         }
         let at = Where {
             mode: ctx.mode,
+            device: ctx.device,
             runs: ctx.runs.clone(),
             summaries: ctx.summaries.clone(),
         };

@@ -53,7 +53,14 @@ fn a_resumed_run_computes_what_an_uninterrupted_one_does() -> anyhow::Result<()>
     let whole = fit(&cfg, &splits, &dir.path().join("whole"), DType::F32)?;
     assert!(whole.state.done && whole.state.epoch == 6);
     let parts = dir.path().join("parts");
-    let first = fit_for(&cfg, &splits, &parts, DType::F32, 3)?;
+    let first = fit_for(
+        &cfg,
+        &splits,
+        &parts,
+        DType::F32,
+        &candle_core::Device::Cpu,
+        3,
+    )?;
     // The sitting ends at the first checkpoint after 3 epochs.
     assert_eq!((first.state.epoch, first.state.done), (4, false));
     let rest = fit(&cfg, &splits, &parts, DType::F32)?;

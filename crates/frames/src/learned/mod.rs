@@ -23,7 +23,7 @@ use candle_nn::{Linear, VarBuilder};
 use self::edge_mlp::{edge_mlp, EdgeMlp};
 use self::edge_rows::edge_rows;
 use crate::builder::{FrameBuilder, FrameInput};
-use crate::geometry::{check_positions, HostEdges};
+use crate::geometry::{check_positions, envelope, relative, HostEdges};
 use crate::local_frames::{split_edges, LocalFrames};
 use crate::orthonormalize::{orthonormalize, Handedness, Orthonormalize};
 
@@ -94,8 +94,8 @@ impl LearnedFrames {
     }
 
     /// Gaussian radial basis `(E, n_rbf)` of distances `(E, 1)`, as candle ops (the kernel
-    /// computes the same inside its chunks; this is the reference it is tested against).
-    #[cfg(test)]
+    /// computes the same inside its chunks; this is the portable path and the reference the
+    /// kernel is tested against).
     fn rbf(&self, dist: &Tensor) -> Result<Tensor> {
         let n = self.cfg.n_rbf;
         let step = self.rbf_step();
@@ -118,6 +118,9 @@ impl LearnedFrames {
         n: usize,
     ) -> Result<Tensor> {
         let d = self.cfg.d;
+        if !tf_group::portable::use_kernels(edges) {
+            return self.learned_vectors_portable(edges, &dst, n);
+        }
         let (Some(b1), Some(b2)) = (self.lin1.bias(), self.lin2.bias()) else {
             bail!("learned frames: the edge MLP must have biases");
         };
@@ -145,6 +148,29 @@ impl LearnedFrames {
     }
 }
 
+impl LearnedFrames {
+    /// The portable path of [`learned_vectors`](Self::learned_vectors): the edge MLP, the
+    /// messages and their sum as candle ops.
+    fn learned_vectors_portable(&self, edges: &Tensor, dst: &[u32], n: usize) -> Result<Tensor> {
+        use candle_nn::Module;
+        let d = self.cfg.d;
+        let (e, w) = edges.dims2()?;
+        let s = w - 2 - d;
+        let len = edges.narrow(1, s, 1)?;
+        let env = edges.narrow(1, s + 1, 1)?;
+        let unit = edges.narrow(1, s + 2, d)?;
+        let phi_in = Tensor::cat(&[edges.narrow(1, 0, s)?, self.rbf(&len)?], 1)?;
+        let phi = self.lin2.forward(&self.lin1.forward(&phi_in)?.silu()?)?;
+        let msg = phi
+            .broadcast_mul(&env)?
+            .unsqueeze(2)?
+            .broadcast_mul(&unit.unsqueeze(1)?)?
+            .reshape((e, d * d))?;
+        let dst = Tensor::from_slice(dst, e, edges.device())?;
+        tf_graphs::scatter_sum(&msg, &dst, n)?.reshape((n, d, d))
+    }
+}
+
 impl FrameBuilder for LearnedFrames {
     fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
         let (p, n, d) = check_positions(input.pos)?;
@@ -159,11 +185,25 @@ impl FrameBuilder for LearnedFrames {
         // scalars. Without node scalars that length is the MLP's whole input, and it is the
         // same for an edge and its reverse: the reverse edges, found meanwhile, share the
         // MLP.
-        let (rows, pairs) = rayon::join(
-            || edge_rows(input.pos, edges.clone(), self.cfg.cutoff),
-            || (self.cfg.n_scalars == 0).then(|| Arc::new(edges.reverse())),
-        );
-        let rows = rows?;
+        // The path is chosen here: the thread-local choice does not reach rayon's workers.
+        let (rows, pairs) = if tf_group::portable::use_kernels(input.pos) {
+            let (rows, pairs) = rayon::join(
+                || edge_rows(input.pos, edges.clone(), self.cfg.cutoff),
+                || (self.cfg.n_scalars == 0).then(|| Arc::new(edges.reverse())),
+            );
+            (rows?, pairs)
+        } else {
+            let (rel, dist) = relative(input.pos, input.edge_index)?;
+            let rows = Tensor::cat(
+                &[
+                    dist.clone(),
+                    envelope(&dist, self.cfg.cutoff)?,
+                    rel.broadcast_div(&dist)?,
+                ],
+                1,
+            )?;
+            (rows, None)
+        };
         let rows = if self.cfg.n_scalars > 0 {
             let Some(s) = input.scalars else {
                 bail!(

@@ -78,6 +78,10 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where the network runs: cpu, cuda[:N] or metal[:N] (inputs, transformations and the
+    /// error stay on the host, in f64).
+    #[arg(long, default_value = "cpu")]
+    device: tensor_frames::models::DeviceChoice,
 }
 
 fn parse_reps(s: &Option<String>, default: &TensorReps, flag: &str) -> Result<TensorReps> {
@@ -109,14 +113,26 @@ pub(crate) fn run(a: Args) -> Result<()> {
     if let Some(path) = &a.checkpoint {
         let points = if a.points == 64 { 512 } else { a.points };
         let r = tensor_frames::diagnostics::checkpoint_equivariance(
-            path, dtype, a.trials, a.seed, points,
+            path,
+            dtype,
+            a.trials,
+            a.seed,
+            points,
+            &a.device.device()?,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         return report(&r, a.json);
     }
     if a.model.as_deref() == Some(NBODY_MODEL) {
-        let r = nbody_equivariance(a.dim, a.frames, a.trials, dtype, a.seed)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = nbody_equivariance(
+            a.dim,
+            a.frames,
+            a.trials,
+            dtype,
+            a.seed,
+            &a.device.device()?,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         return report(&r, a.json);
     }
     if let Some(preset) = &a.model {
@@ -126,8 +142,16 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 preset_names()
             );
         }
-        let r = model_equivariance(preset, a.dim, a.trials, dtype, a.seed, a.points)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = model_equivariance(
+            preset,
+            a.dim,
+            a.trials,
+            dtype,
+            a.seed,
+            a.points,
+            &a.device.device()?,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         return report(&r, a.json);
     }
     let layer = a.layer.clone().unwrap_or_default();
@@ -146,6 +170,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     req.frames = a.frames;
     req.points = a.points;
     req.dtype = dtype;
+    req.device = a.device.device()?;
     let r = layer_equivariance(&req).map_err(|e| anyhow::anyhow!("{e}"))?;
     report(&r, a.json)
 }

@@ -46,6 +46,9 @@ pub(crate) struct Args {
     /// Output stem: writes <out>.md and <out>.json.
     #[arg(long, default_value = "papers/tensor-frames/results/normals-real")]
     out: std::path::PathBuf,
+    /// Where the network runs: cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu")]
+    device: tensor_frames::models::DeviceChoice,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +63,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         Some(c) => c,
         None => tensor_frames::predict::bundled_model()?,
     };
-    let model = tensor_frames::train::load_model(&ckpt, DType::F32)?;
+    let model = tensor_frames::train::load_model_on(&ckpt, DType::F32, &a.device.device()?)?;
     let group = a
         .group
         .unwrap_or_else(|| tensor_frames::predict::trained_points(&ckpt));

@@ -49,21 +49,26 @@ pub(crate) struct Args {
     /// `tf_normals::orient_by_winding`). Directions are unchanged.
     #[arg(long)]
     winding: bool,
+    /// Where the network runs: cpu, cuda[:N] or metal[:N] (GPUs need a build with
+    /// `--features cuda` or `--features metal`; the input features are computed on the host).
+    #[arg(long, default_value = "cpu")]
+    device: tensor_frames::models::DeviceChoice,
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
     use tensor_frames::predict::{
-        agreement, bundled, format_output, predict, read_input, trained_points, Output,
+        agreement, bundled_on, format_output, predict, read_input, trained_points, Output,
         PredictOptions,
     };
+    let dev = a.device.device()?;
     let (model, group, name) = match &a.checkpoint {
         Some(c) => (
-            tensor_frames::train::load_model(c, DType::F32)?,
+            tensor_frames::train::load_model_on(c, DType::F32, &dev)?,
             trained_points(c),
             c.display().to_string(),
         ),
         None => {
-            let (m, group) = bundled(DType::F32)?;
+            let (m, group) = bundled_on(DType::F32, &dev)?;
             (m, group, "the bundled model".to_string())
         }
     };

@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// Stop after this many completed epochs (resume later with the same command).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Where to train: cpu, cuda[:N] or metal[:N] (GPUs need a build with `--features cuda`
+    /// or `--features metal`). Same as `[train] device` in the config.
+    #[arg(long)]
+    device: Option<tensor_frames::models::DeviceChoice>,
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
@@ -68,6 +72,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
     }
     if let Some(v) = a.noise {
         set("train", "noise", v.into());
+    }
+    if let Some(v) = a.device {
+        set("train", "device", v.to_string().into());
     }
     let mut cfg = RunConfig::load(base, a.config.as_deref(), flags)?;
     if let Some(path) = a.data {
