@@ -19,6 +19,12 @@ check:
 proptest-long cases="4096":
     PROPTEST_CASES={{cases}} cargo test --workspace --release
 
+# `cargo check --features cuda` without a GPU: installs the CUDA 13.0 compiler from NVIDIA's
+# Python wheels (~/.cache/tensor-frames/cuda-13.0) and builds candle's kernels for
+# CUDA_COMPUTE_CAP (default 90) into target/cuda.
+check-cuda:
+    bash scripts/check-cuda.sh
+
 # Criterion benchmarks (figures land in target/criterion).
 bench:
     cargo bench -p tf-benches
@@ -38,7 +44,8 @@ reproduce-standard *args:
     cargo run --release -p tf-reproduce -- --standard {{args}}
 
 # One table in quick mode, e.g. `just table t1-normals` (names: equivariance-models, overhead,
-# t1-normals, t4-ablation, t2-segmentation, t3-classification, f4-data-efficiency, normals-nd).
+# t1-normals, t4-ablation, t2-segmentation, t3-classification, f4-data-efficiency, normals-nd,
+# nbody).
 table name *args:
     cargo run --release -p tf-reproduce -- --only {{name}} {{args}}
 

@@ -27,11 +27,13 @@
 //! ```
 
 mod batch;
+mod cloud;
 mod convert;
 mod error;
 mod mesh;
 mod modelnet;
 mod nbody;
+pub mod npy;
 mod orient;
 mod pointset;
 mod shape;
@@ -43,6 +45,7 @@ pub use batch::{
     make_batch, Augment, BatchConfig, InMemory, LabelledBatch, Loader, ModelNetSplit, ShapeSource,
     SyntheticNdSplit, SyntheticSplit,
 };
+pub use cloud::{parse_pcd, read_npy_points, read_pcd, write_cloud, CloudFormat, CloudRef};
 pub use convert::{
     class_of, convert_meshes, in_test_split, mesh_files, ConvertOptions, ConvertReport,
 };
@@ -56,7 +59,7 @@ pub use modelnet::{
 };
 pub use nbody::{published_name, read_published, ChargedNBody, Trajectory};
 pub use orient::Orientation;
-pub use pointset::{read_point_set, read_points, Columns};
+pub use pointset::{read_point_set, read_points, read_points_with, Columns};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{

@@ -251,82 +251,15 @@ pub fn read_published(folder: &Path, split: &str) -> Result<Vec<Trajectory>, Dat
         .collect())
 }
 
-/// A float `.npy` array of `rank` dimensions as f64 values and its shape, after checking that
-/// the file holds exactly the data its header announces (so a hostile header cannot make the
-/// reader allocate more than the file holds).
+/// A float `.npy` array of `rank` dimensions (see [`crate::npy::read_npy`]).
 fn read_array(path: &Path, rank: usize) -> Result<(Vec<f64>, Vec<usize>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let bad = |m: String| DataError::layout(path, m);
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file (no \\x93NUMPY magic)".into()));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(bad(format!("unsupported .npy version {v}"))),
-    };
-    let header = bytes
-        .get(start..start + header_len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated or unreadable .npy header".into()))?;
-    let width = if header.contains("'<f4'") {
-        4
-    } else if header.contains("'<f8'") {
-        8
-    } else {
-        return Err(bad(format!(
-            "expected little-endian float32 or float64 data, header {header:?}"
-        )));
-    };
-    if header.contains("'fortran_order': True") {
-        return Err(bad("Fortran-order arrays are not supported".into()));
-    }
-    let shape: Vec<usize> = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .map(|s| s.trim().trim_start_matches('('))
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.parse::<usize>())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()
-        .map_err(|_| bad(format!("unreadable shape in header {header:?}")))?
-        .ok_or_else(|| bad(format!("no shape in header {header:?}")))?;
+    let (values, shape) = crate::npy::read_npy(path)?;
     if shape.len() != rank {
-        return Err(bad(format!(
-            "expected {rank} dimensions, got shape {shape:?}"
-        )));
+        return Err(DataError::layout(
+            path,
+            format!("expected {rank} dimensions, got shape {shape:?}"),
+        ));
     }
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .filter(|c| c.checked_mul(width).is_some())
-        .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
-    let data = &bytes[start + header_len..];
-    if data.len() != count * width {
-        return Err(bad(format!(
-            "shape {shape:?} needs {} bytes of data, the file holds {} (truncated?)",
-            count * width,
-            data.len()
-        )));
-    }
-    let values = data
-        .chunks_exact(width)
-        .map(|c| {
-            if width == 4 {
-                f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            } else {
-                f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-            }
-        })
-        .collect();
     Ok((values, shape))
 }
 

@@ -101,6 +101,15 @@ pub fn read_point_set(path: &Path, columns: Columns, label: u32) -> Result<Shape
 /// for inference on a user's own data: returns `(points, normals if the file has them)`.
 /// Every line must have the same number of columns; bad lines are errors naming `file:line`.
 pub fn read_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
+    read_points_with(path, false)
+}
+
+/// [`read_points`], keeping rows whose values are not finite (`nan`, `inf`) when
+/// `keep_non_finite` is set, for a caller that drops them and says how many.
+pub fn read_points_with(
+    path: &Path,
+    keep_non_finite: bool,
+) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let (mut points, mut normals) = (Vec::new(), Vec::new());
     let mut width = None;
@@ -141,7 +150,7 @@ pub fn read_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataErro
                     format!("value {} ({f:?}) is not a number", k + 1),
                 )
             })?;
-            if !v.is_finite() {
+            if !v.is_finite() && !keep_non_finite {
                 return Err(DataError::parse(
                     path,
                     lineno,

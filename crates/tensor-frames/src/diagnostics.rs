@@ -256,7 +256,7 @@ pub fn equivariance_markdown(rows: &[EquivarianceResult], command: &str, seconds
 }
 
 /// Atomic text writes (temporary file, then rename), shared with training.
-pub use tf_train::write_atomic;
+pub use tf_train::{write_atomic, write_atomic_bytes};
 
 /// Equivariance error of a built-in model preset (see [`tf_models::PRESETS`]) on two random
 /// shapes of `points` points in `[-0.5, 0.5]^d`: normals must rotate with the input, logits

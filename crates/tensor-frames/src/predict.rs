@@ -491,13 +491,30 @@ pub fn format_output(points: &[f64], d: usize, out: &Output) -> String {
 }
 
 /// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points), of a PLY
-/// point cloud (its vertices and stored normals), or of a point-set text file (3, 6 or 7
-/// columns); returns `(points, reference normals if known)`.
+/// or PCD point cloud (its points and stored normals), of an `N x 3` / `N x 6` `.npy` array, or
+/// of a point-set text file (3, 6 or 7 columns); returns `(points, reference normals if
+/// known)`. Points are returned as stored, non-finite ones included (see [`drop_invalid`]).
 pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    read_input_with(path, sample, false)
+}
+
+/// [`read_input`]; with `keep_invalid`, text rows with non-finite values are kept too (to be
+/// dropped by [`drop_invalid`]) instead of being an error.
+pub fn read_input_with(
+    path: &Path,
+    sample: Option<usize>,
+    keep_invalid: bool,
+) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
+    if name.ends_with(".pcd") {
+        return Ok(tf_datasets::read_pcd(path)?);
+    }
+    if name.ends_with(".npy") {
+        return Ok(tf_datasets::read_npy_points(path)?);
+    }
     let ply = name.ends_with(".ply") || name.ends_with(".ply.gz");
     if ply && sample.is_none() {
         // A PLY point cloud (no faces) or a mesh's vertices, with their normals if stored.
@@ -516,8 +533,37 @@ pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Optio
             None => Ok((m.vertices.iter().flatten().copied().collect(), None)),
         }
     } else {
-        Ok(tf_datasets::read_points(path)?)
+        Ok(tf_datasets::read_points_with(path, keep_invalid)?)
     }
+}
+
+/// Removes the points with a non-finite coordinate (the holes PCL marks with NaN in organised
+/// clouds) and their reference normals, keeping the order of the rest; returns how many went.
+pub fn drop_invalid(points: &mut Vec<f64>, reference: &mut Option<Vec<f64>>, d: usize) -> usize {
+    let n = points.len() / d.max(1);
+    let keep: Vec<bool> = points
+        .chunks(d)
+        .map(|p| p.iter().all(|v| v.is_finite()))
+        .collect();
+    let filter = |v: &[f64]| -> Vec<f64> {
+        v.chunks(d)
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(p, _)| p.iter().copied())
+            .collect()
+    };
+    *points = filter(points);
+    if let Some(r) = reference.as_mut() {
+        *r = filter(r);
+    }
+    n - points.len() / d.max(1)
+}
+
+/// The index of the first point with a non-finite coordinate.
+pub fn first_invalid(points: &[f64], d: usize) -> Option<usize> {
+    points
+        .chunks(d.max(1))
+        .position(|p| p.iter().any(|v| !v.is_finite()))
 }
 
 /// Neighbours that vote in [`orientation_consensus`] (as many as the PCA features use).

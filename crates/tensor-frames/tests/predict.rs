@@ -401,3 +401,124 @@ fn predict_reads_ply_point_clouds() {
     let (cos, _) = agreement(&n, &reference, 3);
     assert!(cos > 0.9, "mean cos {cos}");
 }
+
+fn sphere_text(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let t = (1.0 - 2.0 * (i as f64 + 0.5) / n as f64).acos();
+        let p = std::f64::consts::PI * (1.0 + 5f64.sqrt()) * i as f64;
+        s.push_str(&format!(
+            "{} {} {}\n",
+            t.sin() * p.cos(),
+            t.sin() * p.sin(),
+            t.cos()
+        ));
+    }
+    s
+}
+
+fn cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tensor-frames"))
+        .arg("predict")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+/// Output formats by extension and --format, read back by our readers; `-` for stdin and
+/// stdout; NaN points an error unless --skip-invalid; unknown formats named.
+#[test]
+fn predict_writes_the_formats_point_cloud_tools_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.xyz");
+    std::fs::write(&input, sphere_text(400)).unwrap();
+    let input_s = input.to_str().unwrap();
+    let (want, _) = read_input(&input, None).unwrap();
+    for (name, format) in [
+        ("o.ply", None),
+        ("o.pcd", None),
+        ("o.npy", None),
+        ("o.xyz", None),
+        ("o2.ply", Some("ply-ascii")),
+        ("o2.pcd", Some("pcd-ascii")),
+    ] {
+        let out = dir.path().join(name);
+        let mut args = vec!["--input", input_s, "--out", out.to_str().unwrap()];
+        if let Some(f) = format {
+            args.extend(["--format", f]);
+        }
+        let o = cli(&args, None);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (points, normals) = read_input(&out, None).unwrap();
+        assert_eq!(points, want, "{name}: positions must round-trip exactly");
+        let normals = normals.unwrap();
+        assert!(normals
+            .chunks(3)
+            .all(|m| ((m[0] * m[0] + m[1] * m[1] + m[2] * m[2]).sqrt() - 1.0).abs() < 1e-3));
+    }
+    let head = std::fs::read(dir.path().join("o.ply")).unwrap();
+    let head = String::from_utf8_lossy(&head[..200]).to_string();
+    assert!(
+        head.contains("element vertex 400\n")
+            && head.contains("property float nx\nproperty float ny\nproperty float nz\n")
+    );
+    // stdin to stdout: text on stdout, status on stderr.
+    let o = cli(&["--input", "-", "--out", "-"], Some(&sphere_text(400)));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), 400);
+    assert!(text.lines().all(|l| l.split_whitespace().count() == 6));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("400 points"));
+    // A NaN row: an error naming the point, or dropped and counted.
+    let mut with_nan = sphere_text(400);
+    with_nan.push_str("nan nan nan\n");
+    let nan = dir.path().join("nan.xyz");
+    std::fs::write(&nan, &with_nan).unwrap();
+    let out = dir.path().join("nan.ply");
+    let args = [
+        "--input",
+        nan.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = cli(&args, None);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && (err.contains("401") || err.contains("nan")),
+        "{err}"
+    );
+    let mut args = args.to_vec();
+    args.push("--skip-invalid");
+    let o = cli(&args, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("skipped 1 points"));
+    assert_eq!(read_input(&out, None).unwrap().0, want);
+    // Unknown formats are named.
+    let o = cli(
+        &[
+            "--input",
+            input_s,
+            "--out",
+            dir.path().join("o.foo").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown output format \"foo\""));
+    let o = cli(
+        &["--input", input_s, "--out", "x.ply", "--format", "las"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format \"las\""));
+}

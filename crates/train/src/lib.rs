@@ -47,6 +47,6 @@ pub use error::TrainError;
 pub use lock::{RunLock, LOCK_FILE};
 pub use optim::{AdamW, Schedule};
 pub use trainer::{
-    draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, EpochRecord,
-    EvalConfig, Outcome, Run, Session,
+    draw_curves, evaluate, primary_name, train, transform_batch, write_atomic, write_atomic_bytes,
+    EpochRecord, EvalConfig, Outcome, Run, Session,
 };

@@ -130,6 +130,11 @@ fn read_history(path: &Path, upto: usize) -> Result<Vec<EpochRecord>, TrainError
 /// Writes `text` to `path` atomically (temporary file in the same folder, then rename),
 /// creating the folder if needed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
+    write_atomic_bytes(path, text.as_bytes())
+}
+
+/// [`write_atomic`] for bytes.
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     // A link is written through: its target is replaced, the link stays.
     let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -144,7 +149,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
-    let result = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

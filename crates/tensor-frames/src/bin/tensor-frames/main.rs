@@ -26,6 +26,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Worker threads for the CPU kernels, neighbour searches and features (default: one per
+    /// core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +68,20 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            eprintln!("error: --threads must be at least 1");
+            std::process::exit(2);
+        }
+        // candle's own CPU ops and our kernels both run on rayon's global pool.
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
+            eprintln!("error: --threads {n}: {e}");
+            std::process::exit(2);
+        }
+    }
     let result = match cli.command {
         Command::Predict(a) => predict::run(a),
         Command::Train(a) => train::run(a),

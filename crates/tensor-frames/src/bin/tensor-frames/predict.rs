@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
-use tensor_frames::diagnostics::write_atomic;
+use tensor_frames::diagnostics::write_atomic_bytes;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
@@ -10,14 +10,25 @@ pub(crate) struct Args {
     /// estimator, compiled into this binary).
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
-    /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used), a PLY point
-    /// cloud (ASCII or binary, with or without normals) or a point set (text, 3, 6 or 7
-    /// columns).
+    /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used), a point cloud
+    /// (.ply ASCII or binary, .pcd ASCII or binary, .npy N x 3 or N x 6; stored normals are
+    /// compared with the prediction) or a point set (text, 3, 6 or 7 columns; `-` reads it
+    /// from stdin).
     #[arg(long)]
     input: std::path::PathBuf,
-    /// Output: `x y z nx ny nz` per line (normals), `x y z part` (segmentation), or the class.
+    /// Output file, its format from the extension (.ply binary, .pcd binary, .npy, or text
+    /// for .xyz .xyzn .txt .pts .csv .asc and names without one) unless --format says
+    /// otherwise; `-` writes text to stdout. Normals: `x y z nx ny nz`; segmentation:
+    /// `x y z part` (text); classification: the class (text).
     #[arg(long)]
     out: std::path::PathBuf,
+    /// Output format: ply, ply-ascii, pcd, pcd-ascii, npy or text.
+    #[arg(long)]
+    format: Option<tensor_frames::datasets::CloudFormat>,
+    /// Drop points with a non-finite coordinate (the NaN holes of organised PCL clouds) and
+    /// report how many; without it they are an error.
+    #[arg(long)]
+    skip_invalid: bool,
     /// For meshes: sample this many surface points instead of using the vertices.
     #[arg(long)]
     sample: Option<usize>,
@@ -56,9 +67,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
+    use tensor_frames::datasets::{write_cloud, CloudFormat, CloudRef};
     use tensor_frames::predict::{
-        agreement, bundled_on, format_output, predict, read_input, trained_points, Output,
-        PredictOptions,
+        agreement, bundled_on, drop_invalid, first_invalid, format_output, predict,
+        read_input_with, trained_points, Output, PredictOptions,
     };
     let dev = a.device.device()?;
     let (model, group, name) = match &a.checkpoint {
@@ -79,11 +91,57 @@ pub(crate) fn run(a: Args) -> Result<()> {
             a.out.display()
         );
     }
-    let (points, reference) =
-        read_input(&a.input, a.sample).with_context(|| format!("reading {}", a.input.display()))?;
+    let stdout = a.out.as_os_str() == "-";
+    let format =
+        match (a.format, CloudFormat::from_path(&a.out)) {
+            (Some(f), _) => f,
+            (None, Some(f)) => f,
+            (None, None) if stdout || a.out.extension().is_none() => CloudFormat::Text,
+            (None, None) => bail!(
+            "--out {}: unknown output format {:?}; name it with --format (ply, ply-ascii, pcd, \
+             pcd-ascii, npy, text)",
+            a.out.display(),
+            a.out.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+        ),
+        };
+    // Status lines go to stderr when the output is stdout.
+    let say = |line: String| {
+        if stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    // `-`: the text on stdin, through a temporary file (the readers take paths).
+    let stdin_copy = if a.input.as_os_str() == "-" {
+        let mut f = tempfile::Builder::new().suffix(".xyz").tempfile()?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+        Some(f)
+    } else {
+        None
+    };
+    let input = stdin_copy
+        .as_ref()
+        .map_or(a.input.clone(), |f| f.path().to_path_buf());
+    let (mut points, mut reference) = read_input_with(&input, a.sample, a.skip_invalid)
+        .with_context(|| format!("reading {}", a.input.display()))?;
     let d = model.config().d();
     if points.len() % d != 0 {
         bail!("{}: coordinates are not {d}-dimensional", a.input.display());
+    }
+    if a.skip_invalid {
+        let dropped = drop_invalid(&mut points, &mut reference, d);
+        if dropped > 0 {
+            say(format!(
+                "skipped {dropped} points with a non-finite coordinate"
+            ));
+        }
+    } else if let Some(i) = first_invalid(&points, d) {
+        bail!(
+            "{}: point {} has a non-finite coordinate (use --skip-invalid to drop such points)",
+            a.input.display(),
+            i + 1
+        );
     }
     let opts = PredictOptions {
         group: a.group,
@@ -96,24 +154,48 @@ pub(crate) fn run(a: Args) -> Result<()> {
     };
     let (out, report) = predict(&model, &points, group, &opts)?;
     if a.consensus > 0 {
-        println!(
+        say(format!(
             "orientation consensus: {} sign flips",
             report.consensus_flips
-        );
+        ));
     }
     if let Some(flips) = report.winding_flips {
-        println!("winding-number orientation: {flips} sign flips");
+        say(format!("winding-number orientation: {flips} sign flips"));
     }
     match (&out, &reference) {
         (Output::Normals(normals), Some(r)) => {
             let (cos, abs_cos) = agreement(normals, r, d);
-            println!("against the file's normals: mean cos {cos:.4}, mean |cos| {abs_cos:.4}");
+            say(format!(
+                "against the file's normals: mean cos {cos:.4}, mean |cos| {abs_cos:.4}"
+            ));
         }
-        (Output::Class(c), _) => println!("class {c}"),
+        (Output::Class(c), _) => say(format!("class {c}")),
         _ => {}
     }
-    write_atomic(&a.out, &format_output(&points, d, &out))?;
-    println!(
+    let bytes = match (&out, format) {
+        (Output::Normals(normals), f) => {
+            let mut bytes = Vec::new();
+            write_cloud(
+                &mut bytes,
+                f,
+                CloudRef {
+                    points: &points,
+                    d,
+                    normals: Some(normals),
+                },
+            )?;
+            bytes
+        }
+        (_, CloudFormat::Text) => format_output(&points, d, &out).into_bytes(),
+        (_, f) => bail!("--format {f} holds points and normals; this model's output is text"),
+    };
+    if stdout {
+        use std::io::Write as _;
+        std::io::stdout().lock().write_all(&bytes)?;
+    } else {
+        write_atomic_bytes(&a.out, &bytes)?;
+    }
+    say(format!(
         "{} points -> {} with {} ({:.0} points/s: input features {:.2} s, model {:.2} s, \
          orientation post-processing {:.2} s)",
         points.len() / d,
@@ -123,6 +205,6 @@ pub(crate) fn run(a: Args) -> Result<()> {
         report.features,
         report.model,
         report.post
-    );
+    ));
     Ok(())
 }
