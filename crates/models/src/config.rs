@@ -7,8 +7,10 @@ use tf_mp::Messages;
 use tf_normals::InputFeatures;
 
 /// What the model predicts.
+// Read through `RawHead`: serde ignores unknown keys next to the tag of a unit variant
+// (`[model.head] kind = "normals"`), even with `deny_unknown_fields`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "RawHead")]
 pub enum HeadConfig {
     /// A `1n` vector per point (normal regression), in global coordinates.
     Normals,
@@ -22,6 +24,32 @@ pub enum HeadConfig {
         /// Number of classes.
         classes: usize,
     },
+}
+
+/// `[model.head]` as written: every key known, then checked against the kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHead {
+    kind: String,
+    classes: Option<usize>,
+}
+
+impl TryFrom<RawHead> for HeadConfig {
+    type Error = String;
+    fn try_from(r: RawHead) -> Result<Self, Self::Error> {
+        match (r.kind.as_str(), r.classes) {
+            ("normals", None) => Ok(HeadConfig::Normals),
+            ("normals", Some(_)) => Err("a normals head takes no `classes`".into()),
+            ("segmentation", Some(classes)) => Ok(HeadConfig::Segmentation { classes }),
+            ("classification", Some(classes)) => Ok(HeadConfig::Classification { classes }),
+            ("segmentation" | "classification", None) => {
+                Err(format!("a {} head needs `classes`", r.kind))
+            }
+            (other, _) => Err(format!(
+                "unknown head kind {other:?}; kinds: normals, segmentation, classification"
+            )),
+        }
+    }
 }
 
 /// One set abstraction level: FPS centres, radius neighbourhoods, PointNet conv, max.

@@ -412,6 +412,10 @@ fn configs_load_from_toml_and_environment_and_reject_bad_values() {
             "sacles",
         ),
         ("[head]\nkind = \"segmentation\"\nclases = 3\n", "clases"),
+        // A unit variant's neighbours were ignored by serde.
+        ("[head]\nkind = \"normals\"\nfoo = 1\n", "foo"),
+        ("[head]\nkind = \"normals\"\nclasses = 3\n", "classes"),
+        ("[head]\nkind = \"normal\"\n", "normal"),
     ] {
         std::fs::write(&file, toml).unwrap();
         let err = match ModelConfig::load("pointnet2-normals", 3, Some(&file)) {

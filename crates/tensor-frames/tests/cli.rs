@@ -435,3 +435,33 @@ fn the_nbody_network_is_equivariant_in_2_3_and_4_dimensions() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["max_rel_error"].as_f64().unwrap() > 1e-3);
 }
+
+#[test]
+fn ill_conditioned_high_dimensional_frames_are_flagged() {
+    let out = run(&[
+        "equivariance",
+        "--layer",
+        "gcn",
+        "--dim",
+        "32",
+        "--trials",
+        "1",
+        "--in-reps",
+        "4x0n+2x1n",
+        "--hidden-reps",
+        "4x0n+2x1n",
+        "--out-reps",
+        "2x0n+1x1n",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = v["max_rel_error"].as_f64().unwrap();
+    let warned =
+        String::from_utf8_lossy(&out.stderr).contains("warning: relative equivariance error");
+    // The warning appears exactly when the error is above the threshold.
+    assert_eq!(warned, err > 1e-9, "error {err:.2e}");
+    // d = 3 stays far below it, silently.
+    let out = run(&["equivariance", "--layer", "gcn", "--dim", "3", "--json"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}

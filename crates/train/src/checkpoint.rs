@@ -4,9 +4,15 @@
 //! ```text
 //! <run>/checkpoints/epoch-0007/model.safetensors      weights (keys mirror the module tree)
 //!                              optimizer.safetensors  AdamW moments m.<var>, v.<var>
+//!                              checksums.json         CRC-32 of the two files above
 //!                              state.json             epoch, step, seed, best, configs
 //! <run>/best/                                         a copy of the best epoch's checkpoint
 //! ```
+//!
+//! A checkpoint whose files no longer match their checksums (overwritten, truncated, bit rot)
+//! is damaged: resuming falls back to the newest intact one with a warning that names the
+//! epochs to be retrained, and loading a damaged checkpoint is an error. Checkpoints written
+//! before checksums existed are read without the check.
 //!
 //! The random state needs no bytes of its own: every random stream of training (weight
 //! initialisation, batch order and subsets, augmentation, control frames) is derived from
@@ -69,6 +75,12 @@ fn write_dir(
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     model.save(&tmp.join("model.safetensors"))?;
     candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
+    let mut sums = std::collections::BTreeMap::new();
+    for f in CHECKED {
+        sums.insert(f, crc_of(&tmp.join(f))?);
+    }
+    std::fs::write(tmp.join(CHECKSUMS), serde_json::to_string_pretty(&sums)?)
+        .map_err(|e| io(&tmp, e))?;
     let json = serde_json::to_string_pretty(state)?;
     std::fs::write(tmp.join("state.json"), json).map_err(|e| io(&tmp, e))?;
     // Replace an older copy: move it aside first so the rename below is atomic.
@@ -133,15 +145,65 @@ fn list(run: &Path) -> Result<Vec<(usize, PathBuf)>, TrainError> {
     Ok(out)
 }
 
-/// The newest complete checkpoint of a run, if any.
+/// The files of a checkpoint that carry checksums, and the file holding them.
+const CHECKED: [&str; 2] = ["model.safetensors", "optimizer.safetensors"];
+const CHECKSUMS: &str = "checksums.json";
+
+fn crc_of(path: &Path) -> Result<String, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+}
+
+/// Checks a checkpoint directory's files against `checksums.json` (if it has one): an error
+/// names the first file that does not match.
+pub fn verify(dir: &Path) -> Result<(), TrainError> {
+    let path = dir.join(CHECKSUMS);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let sums: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+    for (file, want) in &sums {
+        let f = dir.join(file);
+        let got = crc_of(&f)?;
+        if &got != want {
+            return Err(TrainError::Checkpoint(format!(
+                "{} is damaged: its checksum is {got}, {} says {want}",
+                f.display(),
+                CHECKSUMS
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The newest intact checkpoint of a run, if any. Damaged newer ones are skipped with a
+/// warning naming the epochs that will be trained again; if every checkpoint is damaged, the
+/// newest one's damage is the error.
 pub fn latest(run: &Path) -> Result<Option<(PathBuf, CheckpointState)>, TrainError> {
     let mut all = list(run)?;
     all.sort();
-    match all.pop() {
-        Some((_, dir)) => {
-            let state = read_state(&dir)?;
-            Ok(Some((dir, state)))
+    let newest = all.last().map(|(e, _)| *e);
+    let mut first_error = None;
+    while let Some((epoch, dir)) = all.pop() {
+        match read_state(&dir).and_then(|s| verify(&dir).map(|_| s)) {
+            Ok(state) => {
+                if let (Some(n), Some(e)) = (newest, &first_error) {
+                    tracing::warn!(
+                        "{e}; resuming from epoch {epoch} instead of {n}: epochs {}..={n} will be trained again",
+                        epoch + 1
+                    );
+                }
+                return Ok(Some((dir, state)));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    match first_error {
+        Some(e) => Err(e),
         None => Ok(None),
     }
 }
@@ -183,6 +245,9 @@ pub fn load_model(path: &Path, dtype: DType) -> Result<Model, TrainError> {
 pub fn load_model_on(path: &Path, dtype: DType, device: &Device) -> Result<Model, TrainError> {
     let dir = resolve(path)?;
     let weights = weights_file(path, &dir);
+    if weights == dir.join("model.safetensors") {
+        verify(&dir)?;
+    }
     let config: ModelConfig = if dir.join("state.json").is_file() {
         read_state(&dir)?.config.model
     } else {

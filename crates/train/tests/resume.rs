@@ -381,3 +381,54 @@ fn a_second_training_into_a_busy_folder_fails_fast() {
     });
     assert_eq!(results.iter().filter(|&&ok| ok).count(), 1, "{results:?}");
 }
+
+/// A damaged newest checkpoint (weights overwritten with zeros, or truncated) is detected by
+/// its checksum: resuming falls back to the previous intact checkpoint and ends where an
+/// uninterrupted run ends; loading the damaged checkpoint is an error.
+#[test]
+fn a_damaged_latest_checkpoint_falls_back_to_the_previous_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = train(
+        &run(&tmp.path().join("whole"), "pointnet2-normals"),
+        Session::default(),
+    )
+    .unwrap();
+    for damage in ["zeros", "truncate"] {
+        let dir = tmp.path().join(damage);
+        let r = run(&dir, "pointnet2-normals");
+        train(
+            &r,
+            Session {
+                stop_after: Some(2),
+            },
+        )
+        .unwrap();
+        let latest = dir.join("checkpoints").join("epoch-0002");
+        let weights = latest.join("model.safetensors");
+        let bytes = std::fs::read(&weights).unwrap();
+        let damaged = if damage == "zeros" {
+            // Same length, header kept, data zeroed: only a checksum can tell.
+            let mut b = bytes.clone();
+            let len = b.len();
+            b[len / 2..].iter_mut().for_each(|x| *x = 0);
+            b
+        } else {
+            bytes[..bytes.len() / 2].to_vec()
+        };
+        std::fs::write(&weights, damaged).unwrap();
+        let err = tf_train::load_model(&latest, candle_core::DType::F32)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("damaged"), "{damage}: {err}");
+        let (dir_found, state) = tf_train::checkpoint::latest(&dir).unwrap().unwrap();
+        assert_eq!(state.epoch, 1, "{damage}: {}", dir_found.display());
+        let resumed = train(&r, Session::default()).unwrap();
+        assert_eq!(
+            without_time(&resumed.history),
+            without_time(&whole.history),
+            "{damage}"
+        );
+        assert_eq!(weights(&resumed.model), weights(&whole.model), "{damage}");
+    }
+}

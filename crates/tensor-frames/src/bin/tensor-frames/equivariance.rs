@@ -175,7 +175,20 @@ pub(crate) fn run(a: Args) -> Result<()> {
     report(&r, a.json)
 }
 
+/// Above this relative error (f64) an equivariant network is flagged: exact equivariance holds
+/// to about 1e-12 in low dimensions, and the error grows with the conditioning of the frames.
+const WARN_ABOVE: f64 = 1e-9;
+
 fn report(r: &EquivarianceResult, json: bool) -> Result<()> {
+    let controls = ["identity", "random", "random-global"];
+    if r.dtype == "f64" && r.max_rel_error > WARN_ABOVE && !controls.contains(&r.frames.as_str()) {
+        eprintln!(
+            "warning: relative equivariance error {:.2e} is above {WARN_ABOVE:.0e} for {} frames \
+             in d = {}: the frames are ill-conditioned here (nearly dependent candidate axes), \
+             so rounding is amplified",
+            r.max_rel_error, r.frames, r.dim
+        );
+    }
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
