@@ -404,8 +404,8 @@ fn a_damaged_latest_checkpoint_falls_back_to_the_previous_one() {
         )
         .unwrap();
         let latest = dir.join("checkpoints").join("epoch-0002");
-        let weights = latest.join("model.safetensors");
-        let bytes = std::fs::read(&weights).unwrap();
+        let file = latest.join("model.safetensors");
+        let bytes = std::fs::read(&file).unwrap();
         let damaged = if damage == "zeros" {
             // Same length, header kept, data zeroed: only a checksum can tell.
             let mut b = bytes.clone();
@@ -415,7 +415,7 @@ fn a_damaged_latest_checkpoint_falls_back_to_the_previous_one() {
         } else {
             bytes[..bytes.len() / 2].to_vec()
         };
-        std::fs::write(&weights, damaged).unwrap();
+        std::fs::write(&file, damaged).unwrap();
         let err = tf_train::load_model(&latest, candle_core::DType::F32)
             .err()
             .map(|e| e.to_string())
