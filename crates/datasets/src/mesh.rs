@@ -451,6 +451,7 @@ fn parse_stl(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
         triangles: Vec::new(),
     };
     let mut in_facet = 0;
+    let mut ended = false;
     for (i, raw) in src.lines().enumerate() {
         let mut it = raw.split_whitespace();
         match it.next() {
@@ -474,8 +475,15 @@ fn parse_stl(path: &Path, bytes: &[u8]) -> Result<Mesh, DataError> {
                 mesh.triangles.push([b, b + 1, b + 2]);
                 in_facet = 0;
             }
+            Some("endsolid") => ended = true,
             _ => {}
         }
+    }
+    if in_facet != 0 || !ended {
+        return Err(DataError::layout(
+            path,
+            "ASCII STL ends inside a facet or without `endsolid` (truncated?)",
+        ));
     }
     Ok(weld(mesh))
 }

@@ -2,12 +2,13 @@
 //! ModelNet40's resampled `.txt` with commas), optionally followed by an integer part label
 //! (ShapeNet part segmentation). Streaming, so memory grows with the points only.
 //!
-//! Numbers may be separated by commas and/or whitespace; blank lines and lines starting with
-//! `#` are skipped. Every bad line is an error naming `file:line`: a wrong column count, a value
+//! Numbers may be separated by commas and/or whitespace; blank lines, a UTF-8 byte-order mark
+//! and `#` comments (whole lines or after the values) are skipped. A line longer than
+//! [`MAX_LINE_BYTES`] is an error (a file without newlines is not buffered without limit). Every bad line is an error naming `file:line`: a wrong column count, a value
 //! that is not a number, NaN or infinite coordinates, a zero normal, a part label that is not a
 //! non-negative integer. Normals are rescaled to unit length.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::DataError;
@@ -22,6 +23,53 @@ pub enum Columns {
     NormalsAndPart,
 }
 
+/// The longest line a point-set file may have (a point with normals and a label is well under
+/// 200 bytes).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The lines of `file`, each at most [`MAX_LINE_BYTES`] long (else an error naming the line),
+/// read through one reused buffer.
+fn bounded_lines(
+    file: std::fs::File,
+    path: &Path,
+) -> impl Iterator<Item = Result<String, DataError>> + '_ {
+    let mut reader = BufReader::new(file);
+    let mut lineno = 0usize;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        lineno += 1;
+        let mut buf = Vec::new();
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
+            Err(e) => {
+                done = true;
+                Some(Err(DataError::io(path, e)))
+            }
+            Ok(0) => None,
+            Ok(_) => {
+                if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+                    done = true;
+                    return Some(Err(DataError::parse(
+                        path,
+                        lineno,
+                        format!("line longer than {MAX_LINE_BYTES} bytes (not a point-set file?)"),
+                    )));
+                }
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                Some(String::from_utf8(buf).map_err(|_| {
+                    done = true;
+                    DataError::parse(path, lineno, "the line is not UTF-8 text")
+                }))
+            }
+        }
+    })
+}
+
 /// Normals shorter than this are rejected as "zero".
 const MIN_NORMAL: f64 = 1e-8;
 
@@ -33,11 +81,17 @@ pub fn read_point_set(path: &Path, columns: Columns, label: u32) -> Result<Shape
         Columns::NormalsAndPart => 7,
     };
     let (mut points, mut normals, mut parts) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in bounded_lines(file, path).enumerate() {
         let lineno = i + 1;
-        let line = line.map_err(|e| DataError::io(path, e))?;
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
+        let line = line?;
+        // A UTF-8 byte-order mark (Windows editors) and `#` comments, also after values.
+        let line = if lineno == 1 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            &line
+        };
+        let t = line.split('#').next().unwrap_or_default().trim();
+        if t.is_empty() {
             continue;
         }
         let fields: Vec<&str> = t
@@ -113,11 +167,17 @@ pub fn read_points_with(
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let (mut points, mut normals) = (Vec::new(), Vec::new());
     let mut width = None;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in bounded_lines(file, path).enumerate() {
         let lineno = i + 1;
-        let line = line.map_err(|e| DataError::io(path, e))?;
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
+        let line = line?;
+        // A UTF-8 byte-order mark (Windows editors) and `#` comments, also after values.
+        let line = if lineno == 1 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            &line
+        };
+        let t = line.split('#').next().unwrap_or_default().trim();
+        if t.is_empty() {
             continue;
         }
         let fields: Vec<&str> = t

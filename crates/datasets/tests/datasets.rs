@@ -542,3 +542,41 @@ fn published_nbody_files_read_back_and_bad_ones_are_refused() {
     std::fs::write(dir.path().join(published_name("vel", "test")), b"not numpy").unwrap();
     refused("magic");
 }
+
+/// Issue 31, item 12: a UTF-8 byte-order mark and `#` comments after values are accepted; a
+/// truncated ASCII STL is an error; an OS error is printed once in a chain.
+#[test]
+fn small_format_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let xyz = dir.path().join("bom.xyz");
+    std::fs::write(
+        &xyz,
+        "\u{feff}0 0 1 # first\n1 0 0\n# a comment line\n0 1 0 # last\n",
+    )
+    .unwrap();
+    let (p, n) = tf_datasets::read_points(&xyz).unwrap();
+    assert_eq!(p, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    assert!(n.is_none());
+    let stl = dir.path().join("cut.stl");
+    let full = "solid a\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\nendloop\nendfacet\nendsolid a\n";
+    std::fs::write(&stl, full).unwrap();
+    assert!(tf_datasets::read_mesh(&stl).is_ok());
+    for cut in [full.len() - 11, full.find("vertex 1").unwrap()] {
+        std::fs::write(&stl, &full[..cut]).unwrap();
+        let e = tf_datasets::read_mesh(&stl).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
+    let e = tf_datasets::read_points(&dir.path().join("absent.xyz")).unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::new(e));
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+}
+
+/// Issue 31, item 6: a text file without newlines is refused at the line cap, not buffered.
+#[test]
+fn overlong_lines_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("long.xyz");
+    std::fs::write(&f, "1 ".repeat(tf_datasets::MAX_LINE_BYTES)).unwrap();
+    let e = tf_datasets::read_points(&f).unwrap_err().to_string();
+    assert!(e.contains("longer than") && e.contains("long.xyz:1"), "{e}");
+}

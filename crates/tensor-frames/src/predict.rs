@@ -154,8 +154,10 @@ pub fn predict(
         return bad_input(format!("need at least 8 points, got {n}"));
     }
     let (c, r) = frame_of(points, d);
-    let extent = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    if r <= 1e-9 * extent {
+    // Relative to the centre's own magnitude (not to 1): a cloud measured at 1e-10 scale is a
+    // shape; points that agree to 9 digits of their offset are not.
+    let extent = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if !(r > 1e-9 * extent && r > f64::MIN_POSITIVE.sqrt()) {
         return bad_input("all points coincide: no shape to estimate normals of".into());
     }
     let unit: Vec<f32> = points

@@ -522,3 +522,28 @@ fn predict_writes_the_formats_point_cloud_tools_read() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format \"las\""));
 }
+
+/// Issue 31, item 12: a cloud measured at 1e-10 scale is a shape like any other (predict
+/// centres and scales internally); only truly coincident points are refused.
+#[test]
+fn tiny_clouds_are_shapes_and_coincident_points_are_not() {
+    let path = bundled_model().unwrap();
+    let model = tensor_frames::train::load_model(&path, candle_core::DType::F32).unwrap();
+    let unit: Vec<f64> = sphere_text(300)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let tiny: Vec<f64> = unit.iter().map(|v| v * 1e-10).collect();
+    let opts = PredictOptions::default();
+    let a = normals(predict(&model, &unit, 1024, &opts).unwrap().0);
+    let b = normals(predict(&model, &tiny, 1024, &opts).unwrap().0);
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "{worst}");
+    let same = vec![1e-10; 300 * 3];
+    let e = predict(&model, &same, 1024, &opts).unwrap_err().to_string();
+    assert!(e.contains("coincide"), "{e}");
+}
