@@ -58,7 +58,7 @@ pub enum Output {
 }
 
 /// Options of [`predict`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PredictOptions {
     /// Points per group (0: the checkpoint's training size).
     pub group: usize,
@@ -80,6 +80,11 @@ pub struct PredictOptions {
     /// the cloud ([`tf_normals::orient_by_winding`]): fixes wrongly oriented patches on closed
     /// surfaces and abstains on thin sheets. Directions are unchanged.
     pub winding: bool,
+    /// Orient every normal towards this sensor position, last (as Open3D's
+    /// `orient_normals_towards_camera_location`): a normal pointing away from it is flipped.
+    /// Directions are unchanged. The right choice for a single scan from a known position,
+    /// where the model's orientation can only guess which side was seen.
+    pub viewpoint: Option<Vec<f64>>,
 }
 
 impl Default for PredictOptions {
@@ -92,6 +97,7 @@ impl Default for PredictOptions {
             rounds: 1,
             consensus: 0,
             winding: false,
+            viewpoint: None,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct Report {
     pub consensus_flips: usize,
     /// Signs flipped by the winding repair, if it ran.
     pub winding_flips: Option<usize>,
+    /// Signs flipped towards the viewpoint, if one was given.
+    pub viewpoint_flips: Option<usize>,
 }
 
 /// Centroid and largest distance from it: the training normalisation (`Shape::normalize`),
@@ -220,13 +228,19 @@ pub fn predict(
         return Err(PredictError::NonFinite(bad));
     }
     let model_done = start.elapsed().as_secs_f64();
-    let (mut consensus_flips, mut winding_flips) = (0, None);
+    let (mut consensus_flips, mut winding_flips, mut viewpoint_flips) = (0, None, None);
     if let Output::Normals(normals) = &mut out {
         consensus_flips =
             orientation_consensus(points, normals, d, CONSENSUS_NEIGHBOURS, opts.consensus)?;
         if opts.winding {
             let opts = tf_normals::WindingOrientation::default();
             winding_flips = Some(tf_normals::orient_by_winding(points, normals, d, &opts)?);
+        }
+        if let Some(v) = &opts.viewpoint {
+            if v.len() != d || v.iter().any(|c| !c.is_finite()) {
+                return bad_input(format!("the viewpoint must be {d} finite coordinates"));
+            }
+            viewpoint_flips = Some(orient_towards(points, normals, d, v));
         }
     }
     let total = start.elapsed().as_secs_f64();
@@ -239,8 +253,27 @@ pub fn predict(
             post: total - model_done,
             consensus_flips,
             winding_flips,
+            viewpoint_flips,
         },
     ))
+}
+
+/// Flips the normals that point away from `viewpoint` (`n . (v - p) < 0`); returns how many.
+pub fn orient_towards(points: &[f64], normals: &mut [f64], d: usize, viewpoint: &[f64]) -> usize {
+    let mut flips = 0;
+    for (p, m) in points.chunks(d).zip(normals.chunks_mut(d)) {
+        let dot: f64 = p
+            .iter()
+            .zip(m.iter())
+            .zip(viewpoint)
+            .map(|((x, n), v)| n * (v - x))
+            .sum();
+        if dot < 0.0 {
+            m.iter_mut().for_each(|c| *c = -*c);
+            flips += 1;
+        }
+    }
+    flips
 }
 
 /// Re-signs each point's normal estimates (`count` `1n` vectors from column `offset` of its

@@ -547,3 +547,45 @@ fn tiny_clouds_are_shapes_and_coincident_points_are_not() {
     let e = predict(&model, &same, 1024, &opts).unwrap_err().to_string();
     assert!(e.contains("coincide"), "{e}");
 }
+
+/// `--viewpoint` orients every normal towards the sensor (inside a sphere: all inward);
+/// `--quiet` prints nothing.
+#[test]
+fn viewpoint_orients_towards_the_sensor_and_quiet_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.xyz");
+    std::fs::write(&input, sphere_text(400)).unwrap();
+    let out = dir.path().join("v.xyz");
+    let o = cli(
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--viewpoint",
+            "0,0,0",
+            "--quiet",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let (p, n) = read_input(&out, None).unwrap();
+    let n = n.unwrap();
+    assert!(p
+        .chunks(3)
+        .zip(n.chunks(3))
+        .all(|(p, n)| p[0] * n[0] + p[1] * n[1] + p[2] * n[2] < 0.0));
+    let o = cli(
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--viewpoint",
+            "1,2",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("viewpoint"));
+}

@@ -5,6 +5,11 @@ use candle_core::DType;
 use tensor_frames::diagnostics::write_atomic_bytes;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  tensor-frames predict --input scan.ply --out scan_normals.ply
+      oriented normals of a PLY cloud, written as binary PLY (nx ny nz) for Open3D or MeshLab
+  tensor-frames predict --input cloud.pcd --out - --skip-invalid --viewpoint 0,0,1.5 > cloud.xyzn
+      a PCL cloud with NaN holes, oriented towards the sensor, as text on stdout")]
 pub(crate) struct Args {
     /// A run directory, checkpoint directory or weights file (default: the bundled normal
     /// estimator, compiled into this binary).
@@ -25,6 +30,14 @@ pub(crate) struct Args {
     /// Output format: ply, ply-ascii, pcd, pcd-ascii, npy or text.
     #[arg(long)]
     format: Option<tensor_frames::datasets::CloudFormat>,
+    /// Orient every normal towards a sensor at x,y,z (as Open3D's
+    /// orient_normals_towards_camera_location), after everything else: normals pointing away
+    /// from it are flipped; directions are unchanged. For single scans from a known position.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    viewpoint: Option<Vec<f64>>,
+    /// No progress spinners and no status lines (errors still go to stderr).
+    #[arg(long)]
+    quiet: bool,
     /// Drop points with a non-finite coordinate (the NaN holes of organised PCL clouds) and
     /// report how many; without it they are an error.
     #[arg(long)]
@@ -105,8 +118,10 @@ pub(crate) fn run(a: Args) -> Result<()> {
         ),
         };
     // Status lines go to stderr when the output is stdout.
+    let quiet = a.quiet;
     let say = |line: String| {
-        if stdout {
+        if quiet {
+        } else if stdout {
             eprintln!("{line}");
         } else {
             println!("{line}");
@@ -151,8 +166,12 @@ pub(crate) fn run(a: Args) -> Result<()> {
         rounds: a.rounds,
         consensus: a.consensus,
         winding: a.winding,
+        viewpoint: a.viewpoint.clone(),
     };
-    let (out, report) = predict(&model, &points, group, &opts)?;
+    let spin = stage(quiet, "input features, model and orientation");
+    let predicted = predict(&model, &points, group, &opts);
+    spin.finish_and_clear();
+    let (out, report) = predicted?;
     if a.consensus > 0 {
         say(format!(
             "orientation consensus: {} sign flips",
@@ -161,6 +180,11 @@ pub(crate) fn run(a: Args) -> Result<()> {
     }
     if let Some(flips) = report.winding_flips {
         say(format!("winding-number orientation: {flips} sign flips"));
+    }
+    if let Some(flips) = report.viewpoint_flips {
+        say(format!(
+            "oriented towards the viewpoint: {flips} sign flips"
+        ));
     }
     match (&out, &reference) {
         (Output::Normals(normals), Some(r)) => {
@@ -189,12 +213,14 @@ pub(crate) fn run(a: Args) -> Result<()> {
         (_, CloudFormat::Text) => format_output(&points, d, &out).into_bytes(),
         (_, f) => bail!("--format {f} holds points and normals; this model's output is text"),
     };
+    let spin = stage(quiet, "writing");
     if stdout {
         use std::io::Write as _;
         std::io::stdout().lock().write_all(&bytes)?;
     } else {
         write_atomic_bytes(&a.out, &bytes)?;
     }
+    spin.finish_and_clear();
     say(format!(
         "{} points -> {} with {} ({:.0} points/s: input features {:.2} s, model {:.2} s, \
          orientation post-processing {:.2} s)",
@@ -207,4 +233,20 @@ pub(crate) fn run(a: Args) -> Result<()> {
         report.post
     ));
     Ok(())
+}
+
+/// A spinner on stderr naming the running stage with its elapsed time; hidden when stderr is
+/// not a terminal or with `--quiet`.
+fn stage(quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
