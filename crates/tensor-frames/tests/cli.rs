@@ -465,3 +465,98 @@ fn ill_conditioned_high_dimensional_frames_are_flagged() {
     let out = run(&["equivariance", "--layer", "gcn", "--dim", "3", "--json"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
+
+/// Issue 31, items 8 and 10: a rewritten dataset folder holds exactly the new shapes (built
+/// aside and renamed in), a folder of someone else's files is not replaced, and `data
+/// inspect` reads every shape of a folder and any file predict reads, naming bad ones.
+#[test]
+fn data_folders_are_replaced_whole_and_inspected_fully() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    let ds_s = ds.to_str().unwrap();
+    let count = |p: &std::path::Path| {
+        walk(p)
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "txt"))
+            .filter(|f| {
+                let n = f.file_name().unwrap().to_string_lossy().to_string();
+                !n.starts_with("synthetic_")
+            })
+            .count()
+    };
+    for (per_class, want) in [("3", 60), ("1", 20)] {
+        let out = run(&[
+            "data",
+            "synth",
+            "--out",
+            ds_s,
+            "--shapes-per-class",
+            per_class,
+            "--points",
+            "32",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(count(&ds), want, "shapes per class {per_class}");
+    }
+    let out = run(&["data", "inspect", ds_s]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("20 shapes read"));
+    // Corrupt the last shape of the folder: inspect names it and fails.
+    let mut shapes: Vec<_> = walk(&ds)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("_00"))
+        .collect();
+    shapes.sort();
+    let last = shapes.last().unwrap().clone();
+    std::fs::write(&last, "1 2\n").unwrap();
+    let out = run(&["data", "inspect", ds_s]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(last.file_name().unwrap().to_str().unwrap())
+    );
+    // A folder of other files is not replaced.
+    let other = dir.path().join("mine");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "keep me").unwrap();
+    let out = run(&[
+        "data",
+        "synth",
+        "--out",
+        other.to_str().unwrap(),
+        "--points",
+        "32",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    // Any file predict reads: 3-column text, a binary PLY cloud.
+    let xyz = dir.path().join("p.xyz");
+    std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\nnan 0 0\n").unwrap();
+    let out = run(&["data", "inspect", xyz.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success()
+            && text.contains("4 points")
+            && text.contains("1 of 4 points with a non-finite"),
+        "{text}"
+    );
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
