@@ -89,7 +89,8 @@ impl FromStr for CloudFormat {
     }
 }
 
-/// Points (`n * d`, row-major) with optional normals (same layout).
+/// Points (`n * d`, row-major) with optional normals (same layout) and other per-point values
+/// by name (colours `red green blue`, `intensity`, ...), written after the normals.
 #[derive(Debug, Clone, Copy)]
 pub struct CloudRef<'a> {
     /// Coordinates.
@@ -98,6 +99,15 @@ pub struct CloudRef<'a> {
     pub d: usize,
     /// Unit normals, if any.
     pub normals: Option<&'a [f64]>,
+    /// Other values, one per point each.
+    pub extras: &'a [(String, Vec<f64>)],
+}
+
+/// Colour channels, written as PLY `uchar` when they hold integers in 0..=255.
+fn is_byte_channel(name: &str, v: &[f64]) -> bool {
+    matches!(name, "red" | "green" | "blue")
+        && v.iter()
+            .all(|x| x.fract() == 0.0 && (0.0..=255.0).contains(x))
 }
 
 /// Writes `cloud` in `format` (PLY and PCD hold 3D clouds only).
@@ -106,12 +116,21 @@ pub fn write_cloud(
     format: CloudFormat,
     cloud: CloudRef,
 ) -> std::io::Result<()> {
-    let CloudRef { points, d, normals } = cloud;
+    let CloudRef {
+        points,
+        d,
+        normals,
+        extras,
+    } = cloud;
     let n = points.len() / d.max(1);
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     if normals.is_some_and(|m| m.len() != points.len()) {
         return Err(bad("normals and points differ in length".into()));
     }
+    if let Some((name, _)) = extras.iter().find(|(_, v)| v.len() != n) {
+        return Err(bad(format!("{name} has not one value per point")));
+    }
+    let bytes: Vec<bool> = extras.iter().map(|(k, v)| is_byte_channel(k, v)).collect();
     let three = matches!(
         format,
         CloudFormat::Ply | CloudFormat::PlyAscii | CloudFormat::Pcd | CloudFormat::PcdAscii
@@ -140,39 +159,58 @@ pub fn write_cloud(
             if normals.is_some() {
                 h.push_str("property float nx\nproperty float ny\nproperty float nz\n");
             }
+            for ((name, _), byte) in extras.iter().zip(&bytes) {
+                let ty = if *byte { "uchar" } else { "float" };
+                h.push_str(&format!("property {ty} {name}\n"));
+            }
             h.push_str("end_header\n");
             w.write_all(h.as_bytes())?;
             for i in 0..n {
                 let (p, m) = row(i);
                 if format == CloudFormat::Ply {
-                    let mut rec = Vec::with_capacity(36);
+                    let mut rec = Vec::with_capacity(36 + 4 * extras.len());
                     p.iter()
                         .for_each(|v| rec.extend_from_slice(&v.to_le_bytes()));
                     if let Some(m) = m {
                         m.iter()
                             .for_each(|v| rec.extend_from_slice(&(*v as f32).to_le_bytes()));
                     }
+                    for ((_, v), byte) in extras.iter().zip(&bytes) {
+                        if *byte {
+                            rec.push(v[i] as u8);
+                        } else {
+                            rec.extend_from_slice(&(v[i] as f32).to_le_bytes());
+                        }
+                    }
                     w.write_all(&rec)?;
                 } else {
-                    text_row(
-                        w,
-                        p,
-                        m.map(|m| m.iter().map(|v| *v as f32 as f64).collect()),
-                    )?;
+                    let m = m.map(|m| m.iter().map(|v| *v as f32 as f64).collect());
+                    text_row(w, p, m, extras, i)?;
                 }
             }
         }
         CloudFormat::Pcd | CloudFormat::PcdAscii => {
-            let (fields, size, ty, count) = if normals.is_some() {
+            let (mut fields, mut size, mut ty, mut count) = if normals.is_some() {
                 (
-                    "x y z normal_x normal_y normal_z",
-                    "8 8 8 4 4 4",
-                    "F F F F F F",
-                    "1 1 1 1 1 1",
+                    "x y z normal_x normal_y normal_z".to_string(),
+                    "8 8 8 4 4 4".to_string(),
+                    "F F F F F F".to_string(),
+                    "1 1 1 1 1 1".to_string(),
                 )
             } else {
-                ("x y z", "8 8 8", "F F F", "1 1 1")
+                (
+                    "x y z".into(),
+                    "8 8 8".into(),
+                    "F F F".into(),
+                    "1 1 1".into(),
+                )
             };
+            for (name, _) in extras {
+                fields.push_str(&format!(" {name}"));
+                size.push_str(" 4");
+                ty.push_str(" F");
+                count.push_str(" 1");
+            }
             let data = if format == CloudFormat::Pcd {
                 "binary"
             } else {
@@ -187,25 +225,25 @@ pub fn write_cloud(
             for i in 0..n {
                 let (p, m) = row(i);
                 if format == CloudFormat::Pcd {
-                    let mut rec = Vec::with_capacity(36);
+                    let mut rec = Vec::with_capacity(36 + 4 * extras.len());
                     p.iter()
                         .for_each(|v| rec.extend_from_slice(&v.to_le_bytes()));
                     if let Some(m) = m {
                         m.iter()
                             .for_each(|v| rec.extend_from_slice(&(*v as f32).to_le_bytes()));
                     }
+                    for (_, v) in extras {
+                        rec.extend_from_slice(&(v[i] as f32).to_le_bytes());
+                    }
                     w.write_all(&rec)?;
                 } else {
-                    text_row(
-                        w,
-                        p,
-                        m.map(|m| m.iter().map(|v| *v as f32 as f64).collect()),
-                    )?;
+                    let m = m.map(|m| m.iter().map(|v| *v as f32 as f64).collect());
+                    text_row(w, p, m, extras, i)?;
                 }
             }
         }
         CloudFormat::Npy => {
-            let width = if normals.is_some() { 2 * d } else { d };
+            let width = if normals.is_some() { 2 * d } else { d } + extras.len();
             let mut values = Vec::with_capacity(n * width);
             for i in 0..n {
                 let (p, m) = row(i);
@@ -213,21 +251,29 @@ pub fn write_cloud(
                 if let Some(m) = m {
                     values.extend_from_slice(m);
                 }
+                values.extend(extras.iter().map(|(_, v)| v[i]));
             }
             w.write_all(&crate::npy::npy_bytes(&[n, width], &values))?;
         }
         CloudFormat::Text => {
             for i in 0..n {
                 let (p, m) = row(i);
-                text_row(w, p, m.map(<[f64]>::to_vec))?;
+                text_row(w, p, m.map(<[f64]>::to_vec), extras, i)?;
             }
         }
     }
     Ok(())
 }
 
-/// One text row: positions in shortest round-trip form, normals with six decimals.
-fn text_row(w: &mut impl Write, p: &[f64], m: Option<Vec<f64>>) -> std::io::Result<()> {
+/// One text row: positions in shortest round-trip form, normals with six decimals, then row
+/// `i` of the extras as read.
+fn text_row(
+    w: &mut impl Write,
+    p: &[f64],
+    m: Option<Vec<f64>>,
+    extras: &[(String, Vec<f64>)],
+    i: usize,
+) -> std::io::Result<()> {
     let mut line = String::with_capacity(96);
     for (k, v) in p.iter().enumerate() {
         if k > 0 {
@@ -239,6 +285,10 @@ fn text_row(w: &mut impl Write, p: &[f64], m: Option<Vec<f64>>) -> std::io::Resu
         for v in m {
             line.push_str(&format!(" {v:.6}"));
         }
+    }
+    for (_, v) in extras {
+        line.push(' ');
+        line.push_str(&v[i].to_string());
     }
     line.push('\n');
     w.write_all(line.as_bytes())
@@ -496,6 +546,7 @@ mod tests {
                         points: &p,
                         d: 3,
                         normals,
+                        extras: &[],
                     },
                 )
                 .expect("write");
@@ -541,6 +592,7 @@ mod tests {
                 points: &p,
                 d: 3,
                 normals: Some(&m),
+                extras: &[],
             },
         )
         .expect("ply");
@@ -559,6 +611,7 @@ mod tests {
                 points: &p,
                 d: 3,
                 normals: None,
+                extras: &[],
             },
         )
         .expect("pcd");
@@ -567,6 +620,40 @@ mod tests {
         assert!(text
             .contains("\nFIELDS x y z\nSIZE 8 8 8\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\n"));
         assert!(text.contains("\nPOINTS 3\nDATA ascii\n0.0000001 0.00000025 -0.0000003\n"));
+    }
+
+    #[test]
+    fn colours_and_intensity_are_carried_through() {
+        let (p, m) = cloud();
+        let extras = vec![
+            ("red".to_string(), vec![255.0, 0.0, 7.0]),
+            ("green".to_string(), vec![1.0, 2.0, 3.0]),
+            ("blue".to_string(), vec![0.0, 0.0, 0.0]),
+            ("intensity".to_string(), vec![0.5, 1.5, 2.5]),
+        ];
+        let cloud = CloudRef {
+            points: &p,
+            d: 3,
+            normals: Some(&m),
+            extras: &extras,
+        };
+        let mut ply = Vec::new();
+        write_cloud(&mut ply, CloudFormat::Ply, cloud).expect("ply");
+        let text = String::from_utf8_lossy(&ply).to_string();
+        assert!(text.contains("property uchar red\nproperty uchar green\nproperty uchar blue\nproperty float intensity\nend_header"));
+        // 3 doubles, 3 floats, 3 bytes, 1 float per point.
+        let head = text.find("end_header\n").expect("header") + "end_header\n".len();
+        assert_eq!(ply.len() - head, 3 * (24 + 12 + 3 + 4));
+        let mut txt = Vec::new();
+        write_cloud(&mut txt, CloudFormat::Text, cloud).expect("text");
+        let first = String::from_utf8(txt).expect("utf8");
+        assert!(
+            first
+                .lines()
+                .next()
+                .is_some_and(|l| l.ends_with(" 255 1 0 0.5")),
+            "{first}"
+        );
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub use modelnet::{
 };
 pub use nbody::{published_name, read_published, ChargedNBody, Trajectory};
 pub use orient::Orientation;
-pub use pointset::{read_point_set, read_points, read_points_with, Columns, MAX_LINE_BYTES};
+pub use pointset::{
+    read_point_set, read_points, read_points_with, read_text_cloud, Columns, TextCloud,
+    TextColumns, MAX_LINE_BYTES,
+};
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{

@@ -164,9 +164,97 @@ pub fn read_points_with(
     path: &Path,
     keep_non_finite: bool,
 ) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
+    let c = read_text_cloud(path, None, keep_non_finite)?;
+    Ok((c.points, c.normals))
+}
+
+/// What the columns of a text point cloud hold, as `--columns` spells it: `xyz` followed by
+/// any of `n` (normal, 3 columns), `rgb` (colour, 3), `i` (intensity, 1), `l` (label, 1), in
+/// file order, e.g. `xyz`, `xyzn`, `xyzrgb`, `xyzi`, `xyznrgb`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextColumns(Vec<Column>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Normal,
+    Rgb,
+    Intensity,
+    Label,
+}
+
+impl std::str::FromStr for TextColumns {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "unknown columns {s:?}: xyz followed by n (normal), rgb (colour), i (intensity) \
+                 or l (label), e.g. xyz, xyzn, xyzrgb, xyzi"
+            )
+        };
+        let mut rest = s.strip_prefix("xyz").ok_or_else(bad)?;
+        let mut cols = Vec::new();
+        while !rest.is_empty() {
+            let (c, tail) = if let Some(t) = rest.strip_prefix("rgb") {
+                (Column::Rgb, t)
+            } else if let Some(t) = rest.strip_prefix('n') {
+                (Column::Normal, t)
+            } else if let Some(t) = rest.strip_prefix('i') {
+                (Column::Intensity, t)
+            } else if let Some(t) = rest.strip_prefix('l') {
+                (Column::Label, t)
+            } else {
+                return Err(bad());
+            };
+            if cols.contains(&c) {
+                return Err(bad());
+            }
+            cols.push(c);
+            rest = tail;
+        }
+        Ok(Self(cols))
+    }
+}
+
+impl TextColumns {
+    fn width(&self) -> usize {
+        3 + self
+            .0
+            .iter()
+            .map(|c| match c {
+                Column::Normal | Column::Rgb => 3,
+                Column::Intensity | Column::Label => 1,
+            })
+            .sum::<usize>()
+    }
+}
+
+/// A text point cloud: points, normals if the columns have them, and the other per-point
+/// values by name (`red`, `green`, `blue`, `intensity`, `label`), to be carried to the output.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TextCloud {
+    /// Positions, `n * 3`.
+    pub points: Vec<f64>,
+    /// Normals, if any.
+    pub normals: Option<Vec<f64>>,
+    /// Other per-point values, in file order.
+    pub extras: Vec<(String, Vec<f64>)>,
+}
+
+/// Reads a text point cloud. With `columns`, every row must have exactly those columns; without,
+/// rows of 3 (`xyz`), 6 (`xyz` + normal) or 7 (+ part label) values are accepted, and six
+/// columns whose last three are colours (non-negative integers above 1) are an error that asks
+/// for `--columns xyzrgb` rather than normals. A first line that is not numbers (a CSV header)
+/// is skipped. Values may be separated by commas and/or whitespace.
+pub fn read_text_cloud(
+    path: &Path,
+    columns: Option<&TextColumns>,
+    keep_non_finite: bool,
+) -> Result<TextCloud, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let (mut points, mut normals) = (Vec::new(), Vec::new());
-    let mut width = None;
+    let mut rows: Vec<f64> = Vec::new();
+    let mut width = columns.map(TextColumns::width);
+    let mut data_lines = 0usize;
+    let mut first_content = true;
     for (i, line) in bounded_lines(file, path).enumerate() {
         let lineno = i + 1;
         let line = line?;
@@ -181,28 +269,47 @@ pub fn read_points_with(
             continue;
         }
         let fields: Vec<&str> = t
-            .split(|c: char| c == ',' || c.is_whitespace())
+            .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
             .filter(|f| !f.is_empty())
             .collect();
-        if ![3, 6, 7].contains(&fields.len()) {
-            return Err(DataError::parse(
-                path,
-                lineno,
-                format!("expected 3, 6 or 7 values, found {}", fields.len()),
-            ));
+        let header = first_content
+            && fields.iter().any(|f| {
+                f.parse::<f64>().is_err()
+                    && f.chars().any(|c| c.is_alphabetic())
+                    && !f.eq_ignore_ascii_case("nan")
+                    && !f.to_ascii_lowercase().contains("inf")
+            });
+        first_content = false;
+        if header {
+            continue;
         }
-        if *width.get_or_insert(fields.len()) != fields.len() {
+        let w = *width.get_or_insert(fields.len());
+        if columns.is_none() && ![3, 6, 7].contains(&w) {
             return Err(DataError::parse(
                 path,
                 lineno,
                 format!(
-                    "{} values, but earlier lines have {}",
-                    fields.len(),
-                    width.unwrap_or(0)
+                    "expected 3, 6 or 7 values, found {w} (say what the columns are with \
+                     --columns, e.g. xyzi for 4)"
                 ),
             ));
         }
-        for (k, f) in fields.iter().take(6).enumerate() {
+        if fields.len() != w {
+            return Err(DataError::parse(
+                path,
+                lineno,
+                format!(
+                    "{} values, but {}",
+                    fields.len(),
+                    if columns.is_some() {
+                        format!("the columns name {w}")
+                    } else {
+                        format!("earlier lines have {w}")
+                    }
+                ),
+            ));
+        }
+        for (k, f) in fields.iter().enumerate() {
             let v = f.parse::<f64>().map_err(|_| {
                 DataError::parse(
                     path,
@@ -217,16 +324,73 @@ pub fn read_points_with(
                     format!("value {} is not finite", k + 1),
                 ));
             }
-            if k < 3 {
-                points.push(v);
-            } else {
-                normals.push(v);
+            rows.push(v);
+        }
+        data_lines += 1;
+    }
+    if data_lines == 0 {
+        return Err(DataError::layout(path, "no points"));
+    }
+    let w = width.unwrap_or(3);
+    let auto;
+    let columns = match columns {
+        Some(c) => c,
+        None => {
+            auto = match w {
+                3 => TextColumns(vec![]),
+                6 => TextColumns(vec![Column::Normal]),
+                _ => TextColumns(vec![Column::Normal, Column::Label]),
+            };
+            // Colours are non-negative integers, mostly above 1; normals are neither.
+            if w >= 6 {
+                let colourish = rows
+                    .chunks(w)
+                    .all(|r| r[3..6].iter().all(|v| *v >= 0.0 && v.fract() == 0.0))
+                    && rows.chunks(w).any(|r| r[3..6].iter().any(|v| *v > 1.0));
+                if colourish {
+                    return Err(DataError::layout(
+                        path,
+                        "columns 4-6 look like colours, not normals; say --columns xyzrgb (or \
+                         xyzn if they are normals)",
+                    ));
+                }
+            }
+            &auto
+        }
+    };
+    let n = data_lines;
+    let mut cloud = TextCloud::default();
+    cloud.points.reserve(n * 3);
+    let mut at = 3;
+    let col = |c: usize| rows.chunks(w).map(move |r| r[c]);
+    cloud.points = rows.chunks(w).flat_map(|r| r[..3].to_vec()).collect();
+    for c in &columns.0 {
+        match c {
+            Column::Normal => {
+                cloud.normals = Some(
+                    rows.chunks(w)
+                        .flat_map(|r| r[at..at + 3].to_vec())
+                        .collect(),
+                );
+                at += 3;
+            }
+            Column::Rgb => {
+                for (k, name) in ["red", "green", "blue"].into_iter().enumerate() {
+                    cloud.extras.push((name.to_string(), col(at + k).collect()));
+                }
+                at += 3;
+            }
+            Column::Intensity => {
+                cloud
+                    .extras
+                    .push(("intensity".to_string(), col(at).collect()));
+                at += 1;
+            }
+            Column::Label => {
+                cloud.extras.push(("label".to_string(), col(at).collect()));
+                at += 1;
             }
         }
     }
-    if points.is_empty() {
-        return Err(DataError::layout(path, "no points"));
-    }
-    let normals = (!normals.is_empty()).then_some(normals);
-    Ok((points, normals))
+    Ok(cloud)
 }

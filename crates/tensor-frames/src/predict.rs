@@ -528,18 +528,104 @@ pub fn format_output(points: &[f64], d: usize, out: &Output) -> String {
 /// Reads the points of a mesh (its vertices, or `sample` area-uniform surface points), of a PLY
 /// or PCD point cloud (its points and stored normals), of an `N x 3` / `N x 6` `.npy` array, or
 /// of a point-set text file (3, 6 or 7 columns); returns `(points, reference normals if
-/// known)`. Points are returned as stored, non-finite ones included (see [`drop_invalid`]).
+/// known)`. Points are returned as stored, non-finite ones included (see
+/// [`InputCloud::drop_invalid`]).
 pub fn read_input(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     read_input_with(path, sample, false)
 }
 
 /// [`read_input`]; with `keep_invalid`, text rows with non-finite values are kept too (to be
-/// dropped by [`drop_invalid`]) instead of being an error.
+/// dropped by [`InputCloud::drop_invalid`]) instead of being an error.
 pub fn read_input_with(
     path: &Path,
     sample: Option<usize>,
     keep_invalid: bool,
 ) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    let c = read_cloud(path, sample, keep_invalid, None)?;
+    Ok((c.points, c.normals))
+}
+
+/// An input cloud: points, the file's normals if it has them, and its other per-point values
+/// (colours, intensity, labels of text files read with columns), to be carried to the output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputCloud {
+    /// Positions, `n * 3`.
+    pub points: Vec<f64>,
+    /// Stored normals.
+    pub normals: Option<Vec<f64>>,
+    /// Other per-point values by name.
+    pub extras: Vec<(String, Vec<f64>)>,
+}
+
+impl InputCloud {
+    /// Removes the points with a non-finite coordinate and their normals and values, keeping
+    /// the order of the rest; returns how many went.
+    pub fn drop_invalid(&mut self, d: usize) -> usize {
+        let keep: Vec<bool> = self
+            .points
+            .chunks(d.max(1))
+            .map(|p| p.iter().all(|v| v.is_finite()))
+            .collect();
+        let rows = |v: &[f64], w: usize| -> Vec<f64> {
+            v.chunks(w)
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .flat_map(|(p, _)| p.iter().copied())
+                .collect()
+        };
+        let before = keep.len();
+        self.points = rows(&self.points, d);
+        if let Some(m) = self.normals.as_mut() {
+            *m = rows(m, d);
+        }
+        for (_, v) in &mut self.extras {
+            *v = rows(v, 1);
+        }
+        before - self.points.len() / d.max(1)
+    }
+}
+
+/// [`read_input_with`] with the other per-point values kept; `columns` says what the columns
+/// of a text file hold (`--columns`; other formats name their fields themselves).
+pub fn read_cloud(
+    path: &Path,
+    sample: Option<usize>,
+    keep_invalid: bool,
+    columns: Option<&tf_datasets::TextColumns>,
+) -> Result<InputCloud> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let text = !(name.ends_with(".pcd")
+        || name.ends_with(".npy")
+        || name.ends_with(".ply")
+        || name.ends_with(".ply.gz")
+        || tf_datasets::is_mesh_path(path));
+    if text {
+        let c = tf_datasets::read_text_cloud(path, columns, keep_invalid)?;
+        return Ok(InputCloud {
+            points: c.points,
+            normals: c.normals,
+            extras: c.extras,
+        });
+    }
+    if columns.is_some() {
+        return bad_input(format!(
+            "--columns describes text files; {} names its own fields",
+            path.display()
+        ));
+    }
+    let (points, normals) = read_other(path, sample)?;
+    Ok(InputCloud {
+        points,
+        normals,
+        extras: Vec::new(),
+    })
+}
+
+/// Meshes, PLY, PCD and NPY clouds.
+fn read_other(path: &Path, sample: Option<usize>) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -568,30 +654,8 @@ pub fn read_input_with(
             None => Ok((m.vertices.iter().flatten().copied().collect(), None)),
         }
     } else {
-        Ok(tf_datasets::read_points_with(path, keep_invalid)?)
+        Ok(tf_datasets::read_points(path)?)
     }
-}
-
-/// Removes the points with a non-finite coordinate (the holes PCL marks with NaN in organised
-/// clouds) and their reference normals, keeping the order of the rest; returns how many went.
-pub fn drop_invalid(points: &mut Vec<f64>, reference: &mut Option<Vec<f64>>, d: usize) -> usize {
-    let n = points.len() / d.max(1);
-    let keep: Vec<bool> = points
-        .chunks(d)
-        .map(|p| p.iter().all(|v| v.is_finite()))
-        .collect();
-    let filter = |v: &[f64]| -> Vec<f64> {
-        v.chunks(d)
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .flat_map(|(p, _)| p.iter().copied())
-            .collect()
-    };
-    *points = filter(points);
-    if let Some(r) = reference.as_mut() {
-        *r = filter(r);
-    }
-    n - points.len() / d.max(1)
 }
 
 /// The index of the first point with a non-finite coordinate.

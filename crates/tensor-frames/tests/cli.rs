@@ -535,15 +535,21 @@ fn data_folders_are_replaced_whole_and_inspected_fully() {
         std::fs::read_to_string(other.join("notes.txt")).unwrap(),
         "keep me"
     );
-    // Any file predict reads: 3-column text, a binary PLY cloud.
+    // Any file predict reads: 3-column text (a NaN row named by its line), a PCD with a hole.
     let xyz = dir.path().join("p.xyz");
+    std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\n").unwrap();
+    let out = run(&["data", "inspect", xyz.to_str().unwrap()]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("3 points"));
     std::fs::write(&xyz, "0 0 0\n1 0 0\n0 1 0\nnan 0 0\n").unwrap();
     let out = run(&["data", "inspect", xyz.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("p.xyz:4"));
+    let pcd = dir.path().join("p.pcd");
+    let hole = "FIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nPOINTS 2\nDATA ascii\n0 0 0\nnan nan nan\n";
+    std::fs::write(&pcd, hole).unwrap();
+    let out = run(&["data", "inspect", pcd.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        out.status.success()
-            && text.contains("4 points")
-            && text.contains("1 of 4 points with a non-finite"),
+        out.status.success() && text.contains("1 of 2 points with a non-finite"),
         "{text}"
     );
 }

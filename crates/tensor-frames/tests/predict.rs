@@ -589,3 +589,89 @@ fn viewpoint_orients_towards_the_sensor_and_quiet_is_quiet() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("viewpoint"));
 }
+
+/// `--columns`: colours are refused as normals without it and carried to the output with it; a
+/// CSV header line is skipped; intensity is carried through text.
+#[test]
+fn columns_say_what_text_holds_and_extras_are_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: Vec<String> = sphere_text(300).lines().map(str::to_string).collect();
+    let rgb: String = base
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{l} {} 10 200\n", i % 256))
+        .collect();
+    let csv: String = std::iter::once("x,y,z,intensity\n".to_string())
+        .chain(
+            base.iter()
+                .enumerate()
+                .map(|(i, l)| format!("{},{}\n", l.replace(' ', ","), i as f64 * 0.5)),
+        )
+        .collect();
+    let rgb_in = dir.path().join("rgb.xyz");
+    let csv_in = dir.path().join("i.csv");
+    std::fs::write(&rgb_in, rgb).unwrap();
+    std::fs::write(&csv_in, csv).unwrap();
+    let out = dir.path().join("o.ply");
+    let o = cli(
+        &[
+            "--input",
+            rgb_in.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--columns xyzrgb"));
+    let o = cli(
+        &[
+            "--input",
+            rgb_in.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--columns",
+            "xyzrgb",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let head = String::from_utf8_lossy(&bytes[..400]).to_string();
+    assert!(
+        head.contains("property uchar red\nproperty uchar green\nproperty uchar blue\nend_header"),
+        "{head}"
+    );
+    let end = head.find("end_header\n").unwrap() + "end_header\n".len();
+    assert_eq!(bytes.len() - end, 300 * (24 + 12 + 3));
+    // The second point's colour bytes: red = 1, green = 10, blue = 200.
+    let rec = &bytes[end + 39..end + 78];
+    assert_eq!(&rec[36..], &[1, 10, 200]);
+    let txt = dir.path().join("o.xyz");
+    let o = cli(
+        &[
+            "--input",
+            csv_in.to_str().unwrap(),
+            "--out",
+            txt.to_str().unwrap(),
+            "--columns",
+            "xyzi",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&txt).unwrap();
+    let second: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!((second.len(), second[6]), (7, "0.5"));
+    let o = cli(
+        &[
+            "--input",
+            csv_in.to_str().unwrap(),
+            "--out",
+            txt.to_str().unwrap(),
+            "--columns",
+            "xyzq",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown columns"));
+}

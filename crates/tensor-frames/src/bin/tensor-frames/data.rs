@@ -197,9 +197,10 @@ fn inspect(path: &std::path::Path) -> Result<()> {
         }
         return Ok(());
     }
-    // Anything predict reads: meshes, PLY/PCD/NPY clouds, text with 3, 6 or 7 columns; kept
-    // non-finite rows are counted rather than refused.
-    let (points, normals) = tensor_frames::predict::read_input_with(path, None, true)?;
+    // Anything predict reads: meshes, PLY/PCD/NPY clouds, text with 3, 6 or 7 columns. A bad
+    // text row is an error naming its line; the NaN holes binary clouds may carry are counted
+    // (predict --skip-invalid drops them).
+    let (points, normals) = tensor_frames::predict::read_input_with(path, None, false)?;
     let n = points.len() / 3;
     let invalid = points
         .chunks(3)
@@ -222,7 +223,10 @@ fn inspect(path: &std::path::Path) -> Result<()> {
             ", no normals"
         },
         if invalid > 0 {
-            format!(", {invalid} of {n} points with a non-finite coordinate")
+            format!(
+                ", {invalid} of {n} points with a non-finite coordinate (predict \
+                 --skip-invalid drops them)"
+            )
         } else {
             String::new()
         }

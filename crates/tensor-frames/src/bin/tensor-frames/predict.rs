@@ -27,6 +27,12 @@ pub(crate) struct Args {
     /// `x y z part` (text); classification: the class (text).
     #[arg(long)]
     out: std::path::PathBuf,
+    /// What the columns of a text input hold: xyz followed by n (normal), rgb (colour), i
+    /// (intensity) or l (label), e.g. xyzi, xyzrgb, xyznrgb. Colours, intensity and labels are
+    /// carried to the output (PLY red/green/blue as uchar). Without it, text rows of 3, 6
+    /// (normals) or 7 values are read, and six columns of colours are refused.
+    #[arg(long)]
+    columns: Option<tensor_frames::datasets::TextColumns>,
     /// Output format: ply, ply-ascii, pcd, pcd-ascii, npy or text.
     #[arg(long)]
     format: Option<tensor_frames::datasets::CloudFormat>,
@@ -82,8 +88,8 @@ pub(crate) struct Args {
 pub(crate) fn run(a: Args) -> Result<()> {
     use tensor_frames::datasets::{write_cloud, CloudFormat, CloudRef};
     use tensor_frames::predict::{
-        agreement, bundled_on, drop_invalid, first_invalid, format_output, predict,
-        read_input_with, trained_points, Output, PredictOptions,
+        agreement, bundled_on, first_invalid, format_output, predict, read_cloud, trained_points,
+        Output, PredictOptions,
     };
     let dev = a.device.device()?;
     let (model, group, name) = match &a.checkpoint {
@@ -138,20 +144,22 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let input = stdin_copy
         .as_ref()
         .map_or(a.input.clone(), |f| f.path().to_path_buf());
-    let (mut points, mut reference) = read_input_with(&input, a.sample, a.skip_invalid)
-        .with_context(|| format!("reading {}", a.input.display()))?;
+    let spin = stage(quiet, "reading");
+    let read = read_cloud(&input, a.sample, a.skip_invalid, a.columns.as_ref());
+    spin.finish_and_clear();
+    let mut cloud = read.with_context(|| format!("reading {}", a.input.display()))?;
     let d = model.config().d();
-    if points.len() % d != 0 {
+    if cloud.points.len() % d != 0 {
         bail!("{}: coordinates are not {d}-dimensional", a.input.display());
     }
     if a.skip_invalid {
-        let dropped = drop_invalid(&mut points, &mut reference, d);
+        let dropped = cloud.drop_invalid(d);
         if dropped > 0 {
             say(format!(
                 "skipped {dropped} points with a non-finite coordinate"
             ));
         }
-    } else if let Some(i) = first_invalid(&points, d) {
+    } else if let Some(i) = first_invalid(&cloud.points, d) {
         bail!(
             "{}: point {} has a non-finite coordinate (use --skip-invalid to drop such points)",
             a.input.display(),
@@ -169,7 +177,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
         viewpoint: a.viewpoint.clone(),
     };
     let spin = stage(quiet, "input features, model and orientation");
-    let predicted = predict(&model, &points, group, &opts);
+    let (points, reference) = (&cloud.points, &cloud.normals);
+    let predicted = predict(&model, points, group, &opts);
     spin.finish_and_clear();
     let (out, report) = predicted?;
     if a.consensus > 0 {
@@ -186,7 +195,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
             "oriented towards the viewpoint: {flips} sign flips"
         ));
     }
-    match (&out, &reference) {
+    match (&out, reference) {
         (Output::Normals(normals), Some(r)) => {
             let (cos, abs_cos) = agreement(normals, r, d);
             say(format!(
@@ -203,14 +212,15 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 &mut bytes,
                 f,
                 CloudRef {
-                    points: &points,
+                    points,
                     d,
                     normals: Some(normals),
+                    extras: &cloud.extras,
                 },
             )?;
             bytes
         }
-        (_, CloudFormat::Text) => format_output(&points, d, &out).into_bytes(),
+        (_, CloudFormat::Text) => format_output(points, d, &out).into_bytes(),
         (_, f) => bail!("--format {f} holds points and normals; this model's output is text"),
     };
     let spin = stage(quiet, "writing");
