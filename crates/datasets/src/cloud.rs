@@ -490,6 +490,37 @@ pub fn parse_pcd(bytes: &[u8], path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>
     Ok((p, m))
 }
 
+/// Reads a lidar cloud, LAS or LAZ (compressed), through the `las` crate: positions (scale and
+/// offset applied, as f64), and per point `intensity` and, for point formats with colour,
+/// `red green blue` (16-bit in LAS).
+pub fn read_las(path: &Path) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>), DataError> {
+    let bad = |e: las::Error| DataError::layout(path, e.to_string());
+    let mut reader = las::Reader::from_path(path).map_err(bad)?;
+    let colour = reader.header().point_format().has_color;
+    let (mut p, mut intensity) = (Vec::new(), Vec::new());
+    let mut rgb: [Vec<f64>; 3] = Default::default();
+    for point in reader.points() {
+        let point = point.map_err(bad)?;
+        p.extend_from_slice(&[point.x, point.y, point.z]);
+        intensity.push(f64::from(point.intensity));
+        if let (true, Some(c)) = (colour, point.color) {
+            rgb[0].push(f64::from(c.red));
+            rgb[1].push(f64::from(c.green));
+            rgb[2].push(f64::from(c.blue));
+        }
+    }
+    if p.is_empty() {
+        return Err(DataError::layout(path, "no points"));
+    }
+    let mut extras = vec![("intensity".to_string(), intensity)];
+    if rgb[0].len() * 3 == p.len() {
+        for (name, v) in ["red", "green", "blue"].into_iter().zip(rgb) {
+            extras.push((name.to_string(), v));
+        }
+    }
+    Ok((p, extras))
+}
+
 /// Reads an `N x 3` (points) or `N x 6` (points and normals) float `.npy` array.
 pub fn read_npy_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
     let (values, shape) = crate::npy::read_npy(path)?;
@@ -620,6 +651,61 @@ mod tests {
         assert!(text
             .contains("\nFIELDS x y z\nSIZE 8 8 8\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\n"));
         assert!(text.contains("\nPOINTS 3\nDATA ascii\n0.0000001 0.00000025 -0.0000003\n"));
+    }
+
+    #[test]
+    fn las_and_laz_clouds_read_back() {
+        let dir = std::env::temp_dir().join(format!("tf-las-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for ext in ["las", "laz"] {
+            let path = dir.join(format!("c.{ext}"));
+            let mut b = las::Builder::from((1, 4));
+            b.point_format = las::point::Format::new(2).expect("format 2 has colour");
+            b.point_format.is_compressed = ext == "laz";
+            b.transforms = las::Vector {
+                x: las::Transform {
+                    scale: 0.001,
+                    offset: 500_000.0,
+                },
+                y: las::Transform {
+                    scale: 0.001,
+                    offset: 4_000_000.0,
+                },
+                z: las::Transform {
+                    scale: 0.001,
+                    offset: 0.0,
+                },
+            };
+            let header = b.into_header().expect("header");
+            let mut w = las::Writer::from_path(&path, header).expect("writer");
+            for i in 0..3 {
+                let mut p = las::Point {
+                    x: 500_000.0 + i as f64,
+                    y: 4_000_000.5,
+                    z: 12.25,
+                    intensity: 100 + i as u16,
+                    ..Default::default()
+                };
+                p.color = Some(las::Color::new(1000, 2000, 3000));
+                w.write_point(p).expect("point");
+            }
+            w.close().expect("close");
+            drop(w);
+            let (p, extras) = read_las(&path).expect("read");
+            assert_eq!(&p[..3], &[500_000.0, 4_000_000.5, 12.25], "{ext}");
+            assert_eq!(
+                extras[0],
+                ("intensity".to_string(), vec![100.0, 101.0, 102.0])
+            );
+            assert_eq!(extras[1].0, "red");
+            std::fs::write(&path, b"LASF garbage").expect("garbage");
+            let e = read_las(&path)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(&format!("c.{ext}")), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub use batch::{
     make_batch, Augment, BatchConfig, InMemory, LabelledBatch, Loader, ModelNetSplit, ShapeSource,
     SyntheticNdSplit, SyntheticSplit,
 };
-pub use cloud::{parse_pcd, read_npy_points, read_pcd, write_cloud, CloudFormat, CloudRef};
+pub use cloud::{
+    parse_pcd, read_las, read_npy_points, read_pcd, write_cloud, CloudFormat, CloudRef,
+};
 pub use convert::{
     class_of, convert_meshes, in_test_split, mesh_files, ConvertOptions, ConvertReport,
 };

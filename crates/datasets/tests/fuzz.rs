@@ -1,6 +1,6 @@
 //! Hostile bytes against every reader: random bytes and random mutations (byte flips,
 //! truncations, inserted digits, duplicated spans) of valid PLY (ASCII and binary), OFF, OBJ,
-//! STL (ASCII and binary), text, PCD, NPY and gzipped files. Each case must end in `Ok` or a
+//! STL (ASCII and binary), text, PCD, NPY, LAS and gzipped files. Each case must end in `Ok` or a
 //! clean error: no panic (a panic fails the test), no hang (each case is timed) and no
 //! allocation beyond what the file can hold (the readers bound every count by the file size,
 //! and decompression by `TF_MAX_DECOMPRESSED_BYTES`; a runaway allocation would abort or time
@@ -48,7 +48,25 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let off = b"OFF\n4 2 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n3 0 1 3\n".to_vec();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&off).unwrap();
+    let las_bytes = {
+        let mut b = las::Builder::from((1, 2));
+        b.point_format = las::point::Format::new(2).unwrap();
+        let header = b.into_header().unwrap();
+        let mut w = las::Writer::new(std::io::Cursor::new(Vec::new()), header).unwrap();
+        for i in 0..3 {
+            w.write_point(las::Point {
+                x: i as f64,
+                y: 1.0,
+                z: 2.0,
+                color: Some(las::Color::new(1, 2, 3)),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        w.into_inner().unwrap().into_inner()
+    };
     vec![
+        ("las", las_bytes),
         ("ply", b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nproperty float nx\nproperty float ny\nproperty float nz\nend_header\n0 0 0 0 0 1\n1 0 0 0 0 1\n0 1 0 0 0 1\n".to_vec()),
         ("ply", binary_ply),
         ("off", off),
@@ -80,6 +98,9 @@ fn read_all(ext: &str, path: &Path, bytes: &[u8]) {
         }
         "npy" => {
             let _ = read_npy_points(path);
+        }
+        "las" => {
+            let _ = tf_datasets::read_las(path);
         }
         _ => unreachable!(),
     }
@@ -151,7 +172,7 @@ proptest! {
     #![proptest_config(tf_testing::config(96))]
 
     #[test]
-    fn mutated_files_are_read_or_refused(which in 0usize..10, muts in prop::collection::vec(mutation(), 1..6)) {
+    fn mutated_files_are_read_or_refused(which in 0usize..11, muts in prop::collection::vec(mutation(), 1..6)) {
         let all = seeds();
         let (ext, mut bytes) = all[which % all.len()].clone();
         // The unmutated seed is valid.
@@ -163,7 +184,7 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_are_refused(which in 0usize..10, bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn random_bytes_are_refused(which in 0usize..11, bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let all = seeds();
         let (ext, seed) = &all[which % all.len()];
         // Random bytes, and random bytes after a valid header's first line.

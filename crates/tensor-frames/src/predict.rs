@@ -597,6 +597,20 @@ pub fn read_cloud(
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
+    if name.ends_with(".las") || name.ends_with(".laz") {
+        if columns.is_some() {
+            return bad_input(format!(
+                "--columns describes text files; {} names its own fields",
+                path.display()
+            ));
+        }
+        let (points, extras) = tf_datasets::read_las(path)?;
+        return Ok(InputCloud {
+            points,
+            normals: None,
+            extras,
+        });
+    }
     let text = !(name.ends_with(".pcd")
         || name.ends_with(".npy")
         || name.ends_with(".ply")

@@ -16,8 +16,8 @@ pub(crate) struct Args {
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
     /// A mesh (.off .obj .stl .ply .wrl, optionally .gz: its vertices are used), a point cloud
-    /// (.ply ASCII or binary, .pcd ASCII or binary, .npy N x 3 or N x 6; stored normals are
-    /// compared with the prediction) or a point set (text, 3, 6 or 7 columns; `-` reads it
+    /// (.ply ASCII or binary, .pcd ASCII or binary, .npy N x 3 or N x 6, .las/.laz lidar;
+    /// stored normals are compared with the prediction) or a point set (text, 3, 6 or 7 columns; `-` reads it
     /// from stdin).
     #[arg(long)]
     input: std::path::PathBuf,
