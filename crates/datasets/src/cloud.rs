@@ -103,6 +103,9 @@ pub struct CloudRef<'a> {
     pub extras: &'a [(String, Vec<f64>)],
 }
 
+/// Per-point values by name, in file order.
+pub type Extras = Vec<(String, Vec<f64>)>;
+
 /// Colour channels, written as PLY `uchar` when they hold integers in 0..=255.
 fn is_byte_channel(name: &str, v: &[f64]) -> bool {
     matches!(name, "red" | "green" | "blue")
@@ -493,7 +496,7 @@ pub fn parse_pcd(bytes: &[u8], path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>
 /// Reads a lidar cloud, LAS or LAZ (compressed), through the `las` crate: positions (scale and
 /// offset applied, as f64), and per point `intensity` and, for point formats with colour,
 /// `red green blue` (16-bit in LAS).
-pub fn read_las(path: &Path) -> Result<(Vec<f64>, Vec<(String, Vec<f64>)>), DataError> {
+pub fn read_las(path: &Path) -> Result<(Vec<f64>, Extras), DataError> {
     let bad = |e: las::Error| DataError::layout(path, e.to_string());
     let mut reader = las::Reader::from_path(path).map_err(bad)?;
     let colour = reader.header().point_format().has_color;

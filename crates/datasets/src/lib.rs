@@ -46,7 +46,7 @@ pub use batch::{
     SyntheticNdSplit, SyntheticSplit,
 };
 pub use cloud::{
-    parse_pcd, read_las, read_npy_points, read_pcd, write_cloud, CloudFormat, CloudRef,
+    parse_pcd, read_las, read_npy_points, read_pcd, write_cloud, CloudFormat, CloudRef, Extras,
 };
 pub use convert::{
     class_of, convert_meshes, in_test_split, mesh_files, ConvertOptions, ConvertReport,
