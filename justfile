@@ -21,7 +21,8 @@ proptest-long cases="4096":
 
 # `cargo check --features cuda` without a GPU: installs the CUDA 13.0 compiler from NVIDIA's
 # Python wheels (~/.cache/tensor-frames/cuda-13.0) and builds candle's kernels for
-# CUDA_COMPUTE_CAP (default 90) into target/cuda.
+# CUDA_COMPUTE_CAP (default 90) into target/cuda. The first run compiles candle's CUDA kernels
+# (tens of minutes on 2 cores); later runs take seconds.
 check-cuda:
     bash scripts/check-cuda.sh
 
