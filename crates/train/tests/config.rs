@@ -75,3 +75,32 @@ fn another_data_kind_replaces_the_default_section() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `[train] device` (or `--device`): cpu by default and left out of the saved configuration
+/// (so run hashes of CPU runs do not change), a GPU by name, an unknown name refused.
+#[test]
+fn the_device_is_configured_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    let base = RunConfig::preset("pointnet2-normals", 3).unwrap();
+    assert!(base.train.device.is_cpu());
+    assert!(serde_json::to_value(&base.train)
+        .unwrap()
+        .get("device")
+        .is_none());
+    std::fs::write(&file, "[train]\ndevice = \"cuda:1\"\n").unwrap();
+    let cfg = RunConfig::load(base.clone(), Some(&file), serde_json::json!({})).unwrap();
+    assert_eq!(cfg.train.device, tf_models::DeviceChoice::Cuda(1));
+    let cfg = RunConfig::load(
+        base.clone(),
+        None,
+        serde_json::json!({"train": {"device": "metal"}}),
+    )
+    .unwrap();
+    assert_eq!(cfg.train.device.to_string(), "metal:0");
+    std::fs::write(&file, "[train]\ndevice = \"tpu\"\n").unwrap();
+    let err = RunConfig::load(base, Some(&file), serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tpu"), "{err}");
+}
