@@ -30,8 +30,16 @@ fn rho_matches_the_kernel_in_values_and_gradients() {
     for dtype in [DType::F64, DType::F32] {
         for d in [2usize, 3, 4] {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(d as u64);
-            // Haar draws from O(d): both determinant signs among 12 rows.
-            let u = haar_orthogonal(12, d, false, &mut rng, dtype, &Device::Cpu).expect("u");
+            // Proper draws, then every other row reflected: both determinant signs.
+            let u = haar_orthogonal(12, d, true, &mut rng, DType::F64, &Device::Cpu).expect("u");
+            let flip: Vec<f64> = (0..12)
+                .flat_map(|r| (0..d).map(move |a| if r % 2 == 1 && a == 0 { -1.0 } else { 1.0 }))
+                .collect();
+            let flip = Tensor::from_vec(flip, (12, d, 1), &Device::Cpu).expect("flip");
+            let u = u
+                .broadcast_mul(&flip)
+                .and_then(|u| u.to_dtype(dtype))
+                .expect("u");
             let x = data(&[12, reps.dim(d)], 0.3, dtype);
             let rho = RepAction::new(&reps, d).expect("rho");
             let diff = compare_paths(&[x, u], &[0, 1], |t| rho.apply(&t[0], &t[1])).expect("paths");
