@@ -40,7 +40,7 @@ impl Experiment for T3 {
             c.competitive(ctx, "accuracy", 0.02).describe(),
         );
         report.notes = vec![
-            "Quick mode: the synthetic set's 10 classes; `--data` takes ModelNet40 (or the offline KiCad set with 90 classes) in the ModelNet-normal layout.".into(),
+            "Without `--data` the classes are the synthetic set's 10; `--data` takes ModelNet40 (or the offline KiCad set with 90 classes) in the ModelNet-normal layout.".into(),
             "The classification model is TF-PointNet++ with set abstraction and the global layer only (no feature propagation).".into(),
         ];
         Ok(report)
