@@ -147,14 +147,14 @@ impl Model {
         }
         // Read everything first so a bad file leaves the model untouched; convert the dtype so
         // f32-trained weights load into an f64 model (for exact equivariance checks).
-        let saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let saved = candle_core::safetensors::load(path, &self.device())?;
         self.set_weights(saved, path)
     }
 
     /// Loads weights from the bytes of a safetensors file (`name` for messages), e.g. weights
     /// compiled into a binary; as [`load`](Self::load) otherwise.
     pub fn load_bytes(&mut self, bytes: &[u8], name: &str) -> Result<()> {
-        let saved = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
+        let saved = candle_core::safetensors::load_buffer(bytes, &self.device())?;
         self.set_weights(saved, Path::new(name))
     }
 
@@ -233,7 +233,7 @@ impl Model {
         if !path.exists() {
             bail!("weights file {} does not exist", path.display());
         }
-        let mut saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let mut saved = candle_core::safetensors::load(path, &self.device())?;
         for name in &readers {
             let Some(w) = saved.get(name) else {
                 bail!("{}: no weight named {name}", path.display());

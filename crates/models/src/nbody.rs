@@ -306,7 +306,7 @@ impl NBodyGnn {
         if !path.exists() {
             bail!("weights file {} does not exist", path.display());
         }
-        let saved = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let saved = candle_core::safetensors::load(path, &self.device())?;
         let data = self
             .varmap
             .data()
