@@ -9,7 +9,9 @@ use tf_datasets::{read_npy_points, read_pcd, read_ply_points, write_cloud, Cloud
 
 fn bench_cloud_io(c: &mut Criterion) {
     let n = 1_000_000;
-    let points: Vec<f64> = (0..3 * n).map(|i| ((i as f64) * 0.618).sin() * 10.0).collect();
+    let points: Vec<f64> = (0..3 * n)
+        .map(|i| ((i as f64) * 0.618).sin() * 10.0)
+        .collect();
     let normals: Vec<f64> = (0..n)
         .flat_map(|i| {
             let t = i as f64 * 0.001;
