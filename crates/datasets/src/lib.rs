@@ -53,8 +53,8 @@ pub use convert::{
 };
 pub use error::DataError;
 pub use mesh::{
-    is_mesh_path, read_mesh, read_ply_points, Mesh, MeshNormals, MAX_DECOMPRESSED_ENV,
-    MESH_EXTENSIONS,
+    is_mesh_path, read_mesh, read_ply_cloud, read_ply_points, Mesh, MeshNormals,
+    MAX_DECOMPRESSED_ENV, MESH_EXTENSIONS,
 };
 pub use modelnet::{
     read_sources, write_modelnet_normal, Entry, ModelNetNormal, Source, SOURCES_FILE,

@@ -77,17 +77,27 @@ pub fn read_mesh(path: &Path) -> Result<Mesh, DataError> {
 /// if the vertices carry `nx ny nz`: `(points n * 3, normals n * 3)`. Other vertex properties
 /// (colours, intensity) are read past.
 pub fn read_ply_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), DataError> {
+    let (points, normals, _) = read_ply_cloud(path)?;
+    Ok((points, normals))
+}
+
+/// [`read_ply_points`], with every other scalar vertex property (colours, intensity,
+/// curvature, ...) by name, in file order, so it can be carried to an output.
+pub fn read_ply_cloud(
+    path: &Path,
+) -> Result<(Vec<f64>, Option<Vec<f64>>, crate::cloud::Extras), DataError> {
     let (ext, bytes) = read_bytes(path)?;
     if ext != "ply" {
         return Err(DataError::layout(path, "not a .ply file"));
     }
-    let (mesh, normals) = parse_ply(path, &bytes)?;
+    let (mesh, normals, extras) = parse_ply(path, &bytes)?;
     if mesh.vertices.is_empty() {
         return Err(DataError::layout(path, "the PLY file has no vertices"));
     }
     Ok((
         mesh.vertices.iter().flatten().copied().collect(),
         normals.map(|n| n.iter().flatten().copied().collect()),
+        extras,
     ))
 }
 
@@ -561,9 +571,12 @@ fn ply_read(ty: &str, b: &[u8], fmt: PlyFormat) -> f64 {
 /// One PLY element: its name, count and properties (`(name, type, list count type)`).
 type PlyElement = (String, usize, Vec<(String, String, Option<String>)>);
 
-/// The vertices and faces of a PLY file, and the vertex normals if it has `nx ny nz`.
-#[allow(clippy::type_complexity)]
-fn parse_ply(path: &Path, bytes: &[u8]) -> Result<(Mesh, Option<Vec<[f64; 3]>>), DataError> {
+/// What a PLY file holds: its mesh, the vertex normals if it has `nx ny nz`, and every other
+/// scalar vertex property by name (colours, intensity, ...).
+type PlyContents = (Mesh, Option<Vec<[f64; 3]>>, crate::cloud::Extras);
+
+/// Parses a PLY file (see [`PlyContents`]).
+fn parse_ply(path: &Path, bytes: &[u8]) -> Result<PlyContents, DataError> {
     let end = bytes
         .windows(10)
         .position(|w| w == b"end_header")
@@ -640,6 +653,15 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<(Mesh, Option<Vec<[f64; 3]>>),
         None
     };
     let mut normals = Vec::new();
+    // Scalar vertex properties other than the position and normal, carried by name.
+    const KNOWN: [&str; 6] = ["x", "y", "z", "nx", "ny", "nz"];
+    let mut extras: crate::cloud::Extras = elements
+        .iter()
+        .filter(|(name, _, _)| name == "vertex")
+        .flat_map(|(_, _, props)| props.iter())
+        .filter(|(pname, _, list)| list.is_none() && !KNOWN.contains(&pname.as_str()))
+        .map(|(pname, _, _)| (pname.clone(), Vec::new()))
+        .collect();
     // Every element takes at least a line (ASCII) or a byte (binary): a count beyond what the
     // body holds, or an element without properties, would loop for nothing.
     for (name, count, props) in &elements {
@@ -717,6 +739,11 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<(Mesh, Option<Vec<[f64; 3]>>),
                 if let (Some(a), Some(b), Some(c)) = (get("nx"), get("ny"), get("nz")) {
                     normals.push([a[0], b[0], c[0]]);
                 }
+                for (pname, v) in &mut extras {
+                    if let Some(value) = get(pname).and_then(|p| p.first()) {
+                        v.push(*value);
+                    }
+                }
             } else if name == "face" {
                 let Some(idx) = get("vertex_indices").or_else(|| get("vertex_index")) else {
                     return Err(DataError::layout(
@@ -733,7 +760,8 @@ fn parse_ply(path: &Path, bytes: &[u8]) -> Result<(Mesh, Option<Vec<[f64; 3]>>),
         }
     }
     let normals = (!normals.is_empty() && normals.len() == mesh.vertices.len()).then_some(normals);
-    Ok((mesh, normals))
+    extras.retain(|(_, v)| v.len() == mesh.vertices.len());
+    Ok((mesh, normals, extras))
 }
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {

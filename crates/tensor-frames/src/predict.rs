@@ -611,6 +611,20 @@ pub fn read_cloud(
             extras,
         });
     }
+    if (name.ends_with(".ply") || name.ends_with(".ply.gz")) && sample.is_none() {
+        if columns.is_some() {
+            return bad_input(format!(
+                "--columns describes text files; {} names its own fields",
+                path.display()
+            ));
+        }
+        let (points, normals, extras) = tf_datasets::read_ply_cloud(path)?;
+        return Ok(InputCloud {
+            points,
+            normals,
+            extras,
+        });
+    }
     let text = !(name.ends_with(".pcd")
         || name.ends_with(".npy")
         || name.ends_with(".ply")

@@ -675,3 +675,42 @@ fn columns_say_what_text_holds_and_extras_are_carried() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown columns"));
 }
+
+/// A PLY cloud's other vertex properties (colours, intensity) come out with the normals.
+#[test]
+fn ply_vertex_properties_are_carried_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let pts: Vec<String> = sphere_text(300).lines().map(str::to_string).collect();
+    let mut ply = format!(
+        "ply\nformat ascii 1.0\nelement vertex {}\nproperty float x\nproperty float y\nproperty float z\n\
+         property uchar red\nproperty uchar green\nproperty uchar blue\nproperty float intensity\nend_header\n",
+        pts.len()
+    );
+    for (i, p) in pts.iter().enumerate() {
+        ply.push_str(&format!("{p} {} 7 9 {}\n", i % 256, i as f64 * 0.25));
+    }
+    let input = dir.path().join("c.ply");
+    std::fs::write(&input, ply).unwrap();
+    let out = dir.path().join("o.ply");
+    let o = cli(
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "ply-ascii",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("property uchar red\nproperty uchar green\nproperty uchar blue\nproperty float intensity\nend_header"), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.ends_with(" 0.75"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[6..], &["3", "7", "9", "0.75"]);
+}
