@@ -53,7 +53,7 @@ pub use convert::{
 };
 pub use error::DataError;
 pub use mesh::{
-    is_mesh_path, read_mesh, read_ply_cloud, read_ply_points, Mesh, MeshNormals,
+    is_mesh_path, read_mesh, read_ply_cloud, read_ply_points, Mesh, MeshNormals, PlyCloud,
     MAX_DECOMPRESSED_ENV, MESH_EXTENSIONS,
 };
 pub use modelnet::{

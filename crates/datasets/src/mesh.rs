@@ -81,11 +81,12 @@ pub fn read_ply_points(path: &Path) -> Result<(Vec<f64>, Option<Vec<f64>>), Data
     Ok((points, normals))
 }
 
+/// Points, normals if stored, and other vertex properties by name.
+pub type PlyCloud = (Vec<f64>, Option<Vec<f64>>, crate::cloud::Extras);
+
 /// [`read_ply_points`], with every other scalar vertex property (colours, intensity,
 /// curvature, ...) by name, in file order, so it can be carried to an output.
-pub fn read_ply_cloud(
-    path: &Path,
-) -> Result<(Vec<f64>, Option<Vec<f64>>, crate::cloud::Extras), DataError> {
+pub fn read_ply_cloud(path: &Path) -> Result<PlyCloud, DataError> {
     let (ext, bytes) = read_bytes(path)?;
     if ext != "ply" {
         return Err(DataError::layout(path, "not a .ply file"));
