@@ -310,6 +310,11 @@ pub fn fit_for(
 /// Loads a trained network: a run folder (its `best.safetensors` and `config.json`) or a
 /// weights file with `config.json` beside it.
 pub fn load(path: &Path, dtype: DType) -> Result<NBodyGnn> {
+    load_on(path, dtype, &Device::Cpu)
+}
+
+/// [`load`] onto `device`.
+pub fn load_on(path: &Path, dtype: DType, device: &Device) -> Result<NBodyGnn> {
     let (dir, weights) = if path.is_dir() {
         (path.to_path_buf(), path.join("best.safetensors"))
     } else {
@@ -328,7 +333,7 @@ pub fn load(path: &Path, dtype: DType) -> Result<NBodyGnn> {
             )
         })?)
         .with_context(|| format!("parsing {}", config_path.display()))?;
-    let mut net = NBodyGnn::new(cfg.model, dtype, &Device::Cpu, cfg.seed)?;
+    let mut net = NBodyGnn::new(cfg.model, dtype, device, cfg.seed)?;
     net.load(&weights)
         .with_context(|| format!("loading {}", weights.display()))?;
     Ok(net)

@@ -546,8 +546,13 @@ impl Experiment for NBody {
 }
 
 /// Test MSE of a trained run on the `split` of a folder of the published generator's files.
-pub fn evaluate_published(run: &Path, folder: &Path, split: &str) -> Result<(f64, usize)> {
-    let net = fit::load(run, DType::F64)?;
+pub fn evaluate_published(
+    run: &Path,
+    folder: &Path,
+    split: &str,
+    device: &candle_core::Device,
+) -> Result<(f64, usize)> {
+    let net = fit::load_on(run, DType::F64, device)?;
     let t = tf_datasets::read_published(folder, split)
         .with_context(|| format!("reading the {split} split of {}", folder.display()))?;
     let samples = data::Samples::from_trajectories(&t)?;

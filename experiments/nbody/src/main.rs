@@ -35,7 +35,13 @@ fn main() -> ExitCode {
     tf_experiments::init_logs();
     let cli = Cli::parse();
     let result = match (&cli.evaluate, &cli.args.data) {
-        (Some(run), Some(folder)) => nbody::evaluate_published(run, folder, &cli.split).map(|(mse, n)| {
+        (Some(run), Some(folder)) => cli
+            .args
+            .device
+            .device()
+            .map_err(anyhow::Error::from)
+            .and_then(|dev| nbody::evaluate_published(run, folder, &cli.split, &dev))
+            .map(|(mse, n)| {
             if cli.json {
                 println!(
                     "{}",

@@ -155,7 +155,7 @@ fn a_trained_run_is_evaluated_on_published_files() -> anyhow::Result<()> {
     let splits = data::simulated(3, [20, 10, 10])?;
     let run = dir.path().join("run");
     fit(&small_config(0, 2), &splits, &run, DType::F32)?;
-    let (mse, n) = nbody::evaluate_published(&run, &folder, "test")?;
+    let (mse, n) = nbody::evaluate_published(&run, &folder, "test", &candle_core::Device::Cpu)?;
     assert_eq!(n, 4);
     let net = nbody::fit::load(&run, DType::F64)?;
     let expected =
