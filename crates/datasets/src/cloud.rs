@@ -171,21 +171,7 @@ pub fn write_cloud(
             for i in 0..n {
                 let (p, m) = row(i);
                 if format == CloudFormat::Ply {
-                    let mut rec = Vec::with_capacity(36 + 4 * extras.len());
-                    p.iter()
-                        .for_each(|v| rec.extend_from_slice(&v.to_le_bytes()));
-                    if let Some(m) = m {
-                        m.iter()
-                            .for_each(|v| rec.extend_from_slice(&(*v as f32).to_le_bytes()));
-                    }
-                    for ((_, v), byte) in extras.iter().zip(&bytes) {
-                        if *byte {
-                            rec.push(v[i] as u8);
-                        } else {
-                            rec.extend_from_slice(&(v[i] as f32).to_le_bytes());
-                        }
-                    }
-                    w.write_all(&rec)?;
+                    w.write_all(&binary_record(p, m, extras, &bytes, i))?;
                 } else {
                     let m = m.map(|m| m.iter().map(|v| *v as f32 as f64).collect());
                     text_row(w, p, m, extras, i)?;
@@ -228,17 +214,9 @@ pub fn write_cloud(
             for i in 0..n {
                 let (p, m) = row(i);
                 if format == CloudFormat::Pcd {
-                    let mut rec = Vec::with_capacity(36 + 4 * extras.len());
-                    p.iter()
-                        .for_each(|v| rec.extend_from_slice(&v.to_le_bytes()));
-                    if let Some(m) = m {
-                        m.iter()
-                            .for_each(|v| rec.extend_from_slice(&(*v as f32).to_le_bytes()));
-                    }
-                    for (_, v) in extras {
-                        rec.extend_from_slice(&(v[i] as f32).to_le_bytes());
-                    }
-                    w.write_all(&rec)?;
+                    // PCD extras are all float fields.
+                    let floats = vec![false; extras.len()];
+                    w.write_all(&binary_record(p, m, extras, &floats, i))?;
                 } else {
                     let m = m.map(|m| m.iter().map(|v| *v as f32 as f64).collect());
                     text_row(w, p, m, extras, i)?;
@@ -266,6 +244,32 @@ pub fn write_cloud(
         }
     }
     Ok(())
+}
+
+/// One binary record: positions as f64, normals as f32, then row `i` of each extra as a byte
+/// (where `bytes` says so) or an f32; little-endian.
+fn binary_record(
+    p: &[f64],
+    m: Option<&[f64]>,
+    extras: &[(String, Vec<f64>)],
+    bytes: &[bool],
+    i: usize,
+) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(8 * p.len() + 4 * p.len() + 4 * extras.len());
+    p.iter()
+        .for_each(|v| rec.extend_from_slice(&v.to_le_bytes()));
+    if let Some(m) = m {
+        m.iter()
+            .for_each(|v| rec.extend_from_slice(&(*v as f32).to_le_bytes()));
+    }
+    for ((_, v), byte) in extras.iter().zip(bytes) {
+        if *byte {
+            rec.push(v[i] as u8);
+        } else {
+            rec.extend_from_slice(&(v[i] as f32).to_le_bytes());
+        }
+    }
+    rec
 }
 
 /// One text row: positions in shortest round-trip form, normals with six decimals, then row

@@ -70,6 +70,17 @@ fn bounded_lines(
     })
 }
 
+/// A line's values: without a UTF-8 byte-order mark (Windows editors; first line only) and
+/// without a `#` comment, also one after the values; trimmed.
+fn content(line: &str, lineno: usize) -> &str {
+    let line = if lineno == 1 {
+        line.trim_start_matches('\u{feff}')
+    } else {
+        line
+    };
+    line.split('#').next().unwrap_or_default().trim()
+}
+
 /// Normals shorter than this are rejected as "zero".
 const MIN_NORMAL: f64 = 1e-8;
 
@@ -84,13 +95,7 @@ pub fn read_point_set(path: &Path, columns: Columns, label: u32) -> Result<Shape
     for (i, line) in bounded_lines(file, path).enumerate() {
         let lineno = i + 1;
         let line = line?;
-        // A UTF-8 byte-order mark (Windows editors) and `#` comments, also after values.
-        let line = if lineno == 1 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            &line
-        };
-        let t = line.split('#').next().unwrap_or_default().trim();
+        let t = content(&line, lineno);
         if t.is_empty() {
             continue;
         }
@@ -258,13 +263,7 @@ pub fn read_text_cloud(
     for (i, line) in bounded_lines(file, path).enumerate() {
         let lineno = i + 1;
         let line = line?;
-        // A UTF-8 byte-order mark (Windows editors) and `#` comments, also after values.
-        let line = if lineno == 1 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            &line
-        };
-        let t = line.split('#').next().unwrap_or_default().trim();
+        let t = content(&line, lineno);
         if t.is_empty() {
             continue;
         }
@@ -358,9 +357,7 @@ pub fn read_text_cloud(
             &auto
         }
     };
-    let n = data_lines;
     let mut cloud = TextCloud::default();
-    cloud.points.reserve(n * 3);
     let mut at = 3;
     let col = |c: usize| rows.chunks(w).map(move |r| r[c]);
     cloud.points = rows.chunks(w).flat_map(|r| r[..3].to_vec()).collect();

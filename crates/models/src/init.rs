@@ -96,3 +96,35 @@ impl candle_nn::var_builder::SimpleBackend for SeededInit {
             .unwrap_or(false)
     }
 }
+
+/// Sets every variable of `varmap` from `saved` (read from `path`, named in errors), or none
+/// if a name or shape is off; dtypes and devices are converted to the variables'.
+pub(crate) fn set_vars(
+    varmap: &VarMap,
+    saved: &std::collections::HashMap<String, Tensor>,
+    path: &std::path::Path,
+) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
+    let mut updates = Vec::with_capacity(data.len());
+    for (name, var) in data.iter() {
+        let Some(t) = saved.get(name) else {
+            bail!("{}: no weight named {name}", path.display());
+        };
+        if t.dims() != var.dims() {
+            bail!(
+                "{}: {name} has shape {:?}, the model expects {:?}",
+                path.display(),
+                t.dims(),
+                var.dims()
+            );
+        }
+        updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
+    }
+    for (var, t) in updates {
+        var.set(&t)?;
+    }
+    Ok(())
+}

@@ -164,30 +164,7 @@ impl Model {
         saved: std::collections::HashMap<String, Tensor>,
         path: &Path,
     ) -> Result<()> {
-        let data = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
-        let mut updates = Vec::with_capacity(data.len());
-        for (name, var) in data.iter() {
-            let Some(t) = saved.get(name) else {
-                bail!("{}: no weight named {name}", path.display());
-            };
-            if t.dims() != var.dims() {
-                bail!(
-                    "{}: {name} has shape {:?}, the model expects {:?}",
-                    path.display(),
-                    t.dims(),
-                    var.dims()
-                );
-            }
-            updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
-        }
-        for (var, t) in updates {
-            var.set(&t)?;
-        }
-        Ok(())
+        crate::init::set_vars(&self.varmap, &saved, path)
     }
 
     /// Loads the weights of a model that differs from this one only in having fewer invariant

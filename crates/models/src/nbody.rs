@@ -307,37 +307,14 @@ impl NBodyGnn {
             bail!("weights file {} does not exist", path.display());
         }
         let saved = candle_core::safetensors::load(path, &self.device())?;
-        let data = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("VarMap poisoned".into()))?;
-        if saved.len() != data.len() {
+        let expected = self.varmap.all_vars().len();
+        if saved.len() != expected {
             bail!(
-                "{}: {} weights, the model has {}",
+                "{}: {} weights, the model has {expected}",
                 path.display(),
-                saved.len(),
-                data.len()
+                saved.len()
             );
         }
-        let mut updates = Vec::with_capacity(data.len());
-        for (name, var) in data.iter() {
-            let Some(t) = saved.get(name) else {
-                bail!("{}: no weight named {name}", path.display());
-            };
-            if t.dims() != var.dims() {
-                bail!(
-                    "{}: {name} has shape {:?}, the model expects {:?}",
-                    path.display(),
-                    t.dims(),
-                    var.dims()
-                );
-            }
-            updates.push((var, t.to_dtype(var.dtype())?.to_device(var.device())?));
-        }
-        for (var, t) in updates {
-            var.set(&t)?;
-        }
-        Ok(())
+        crate::init::set_vars(&self.varmap, &saved, path)
     }
 }
