@@ -20,7 +20,7 @@
 //! ```
 //! use tf_datasets::{Split, Synthetic, SYNTHETIC_CLASS_NAMES};
 //!
-//! let data = Synthetic { shapes_per_class: 2, points: 256, noise: 0.0, seed: 7 };
+//! let data = Synthetic { shapes_per_class: 2, points: 256, noise: 0.0, warp: 0.0, seed: 7 };
 //! let shape = data.shape(Split::Train, 3);
 //! assert_eq!(SYNTHETIC_CLASS_NAMES[shape.label as usize], "box");
 //! assert_eq!(shape.len(), 256);
@@ -68,6 +68,6 @@ pub use pointset::{
 pub use shape::Shape;
 pub use shapenet::{ShapeNetEntry, ShapeNetParts, ShapeNetSplit};
 pub use synthetic::{
-    Split, Synthetic, GENERATOR_VERSION, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES,
+    Split, Synthetic, Warp, GENERATOR_VERSION, SYNTHETIC_CLASSES, SYNTHETIC_CLASS_NAMES,
 };
 pub use synthetic_nd::{SyntheticNd, SYNTHETIC_ND_CLASSES};

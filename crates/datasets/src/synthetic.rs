@@ -77,6 +77,10 @@ pub struct Synthetic {
     pub points: usize,
     /// Standard deviation of Gaussian position noise (0 for exact surfaces).
     pub noise: f64,
+    /// Strength of a random smooth deformation of every shape, in `[0, 1)` (0: none). See
+    /// [`Warp`]: it gives each class a continuum of shapes, so that a model's error keeps
+    /// falling with more training shapes instead of saturating at a few per class.
+    pub warp: f64,
     /// Seed of the whole dataset.
     pub seed: u64,
 }
@@ -104,6 +108,11 @@ impl Synthetic {
         );
         let pieces = pieces(label, &mut rng);
         let mut shape = sample_union(&pieces, self.points, label, &mut rng);
+        // Drawn after the shape, and only when asked for, so that unwarped sets are the same
+        // shapes as before the option existed.
+        if self.warp > 0.0 {
+            Warp::draw(self.warp, &mut rng).apply(&mut shape);
+        }
         if self.noise > 0.0 {
             for v in shape.points.iter_mut() {
                 let e: f64 = StandardNormal.sample(&mut rng);
@@ -113,6 +122,86 @@ impl Synthetic {
         shape.normalize();
         shape
     }
+}
+
+/// A random smooth deformation `x -> x + sum_k a_k u_k sin(w_k . x + c_k)` of four modes,
+/// with unit directions `u_k`, wave vectors `w_k` of length 1.5 to 3 (about one wavelength
+/// across a shape) and amplitudes with `sum_k a_k |w_k| <= strength < 1`. That bound keeps
+/// the Jacobian `J = I + sum_k a_k cos(..) u_k w_k^T` within distance `strength` of the identity,
+/// so the map is a diffeomorphism that keeps orientation, and normals map exactly as
+/// `cof(J) n` (the cofactor matrix, `det(J) J^-T`). Points move off area-uniform sampling by the
+/// local area change (at most a factor `(1 +- strength)^2`); part labels stay those of the
+/// undeformed piece.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warp {
+    modes: Vec<([f64; 3], [f64; 3], f64, f64)>,
+}
+
+impl Warp {
+    /// Four random modes of total strength `strength` (clamped to `[0, 0.95]`).
+    pub fn draw(strength: f64, rng: &mut impl Rng) -> Self {
+        let strength = strength.clamp(0.0, 0.95);
+        let k = 4;
+        let modes = (0..k)
+            .map(|_| {
+                let u = unit_vector(rng);
+                let f = rng.random_range(1.5..3.0);
+                let w = unit_vector(rng).map(|x| f * x);
+                let c = rng.random_range(0.0..std::f64::consts::TAU);
+                // Each mode takes at most its share of the strength budget.
+                let a = strength / k as f64 / f * rng.random_range(0.5..1.0);
+                (u, w, a, c)
+            })
+            .collect();
+        Warp { modes }
+    }
+
+    /// The deformed position of `x` and the Jacobian there (row-major).
+    pub fn map(&self, x: [f64; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
+        let mut y = x;
+        let mut j = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        for (u, w, a, c) in &self.modes {
+            let phase = w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + c;
+            let (sin, cos) = phase.sin_cos();
+            for r in 0..3 {
+                y[r] += a * u[r] * sin;
+                for col in 0..3 {
+                    j[r][col] += a * cos * u[r] * w[col];
+                }
+            }
+        }
+        (y, j)
+    }
+
+    /// Deforms a shape's points and maps its normals with the cofactor matrix.
+    pub fn apply(&self, shape: &mut Shape) {
+        for (p, n) in shape
+            .points
+            .chunks_exact_mut(3)
+            .zip(shape.normals.chunks_exact_mut(3))
+        {
+            let (y, j) = self.map([p[0], p[1], p[2]]);
+            p.copy_from_slice(&y);
+            // Columns of J, and cof(J) n = sum_i n_i (c_{i+1} x c_{i+2}).
+            let col = |i: usize| [j[0][i], j[1][i], j[2][i]];
+            let mut m = [0.0; 3];
+            for (i, ni) in n.iter().enumerate() {
+                let x = cross(col((i + 1) % 3), col((i + 2) % 3));
+                for (mr, xr) in m.iter_mut().zip(x) {
+                    *mr += ni * xr;
+                }
+            }
+            n.copy_from_slice(&normalized(m));
+        }
+    }
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 /// One primitive of a shape, with the part label its points get.
@@ -298,7 +387,7 @@ fn se(center: [f64; 3], axes: [f64; 3], p: f64, part: PartRule, rng: &mut ChaCha
     }
 }
 
-fn unit_vector(rng: &mut ChaCha8Rng) -> [f64; 3] {
+fn unit_vector(rng: &mut impl Rng) -> [f64; 3] {
     loop {
         let v: [f64; 3] = [
             StandardNormal.sample(rng),

@@ -27,6 +27,7 @@ fn synthetic() -> Synthetic {
         shapes_per_class: 1,
         points: 100,
         noise: 0.0,
+        warp: 0.0,
         seed: 1,
     }
 }

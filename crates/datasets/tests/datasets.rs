@@ -12,7 +12,109 @@ fn data(points: usize) -> Synthetic {
         shapes_per_class: 3,
         points,
         noise: 0.0,
+        warp: 0.0,
         seed: 11,
+    }
+}
+
+#[test]
+fn warp_maps_tangents_and_normals_consistently() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let shape = data(256).shape(Split::Train, 6);
+    for strength in [0.3, 0.95] {
+        let w = Warp::draw(strength, &mut rng);
+        let mut warped = shape.clone();
+        w.apply(&mut warped);
+        for (i, (p, n)) in shape
+            .points
+            .chunks_exact(3)
+            .zip(shape.normals.chunks_exact(3))
+            .enumerate()
+        {
+            let x = [p[0], p[1], p[2]];
+            let (y, j) = w.map(x);
+            assert_eq!(&warped.points[3 * i..3 * i + 3], &y);
+            // The Jacobian against central differences.
+            let h = 1e-6;
+            for c in 0..3 {
+                let (mut a, mut b) = (x, x);
+                a[c] += h;
+                b[c] -= h;
+                let (ya, yb) = (w.map(a).0, w.map(b).0);
+                for r in 0..3 {
+                    let fd = (ya[r] - yb[r]) / (2.0 * h);
+                    assert!(
+                        (fd - j[r][c]).abs() < 1e-7,
+                        "J[{r}][{c}] {} vs {fd}",
+                        j[r][c]
+                    );
+                }
+            }
+            // Orientation kept: det J > 0 within the strength bound.
+            let det = j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
+                - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
+                + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]);
+            assert!(det > (1.0 - strength).powi(3) - 1e-12, "det {det}");
+            // The mapped normal is a unit vector perpendicular to every mapped tangent, on
+            // the same side as the mapped outward direction J n (n . J n > 0 for ||J - I|| < 1).
+            let m = &warped.normals[3 * i..3 * i + 3];
+            let norm: f64 = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-12);
+            let helper = if n[0].abs() < 0.9 {
+                [1.0, 0.0, 0.0]
+            } else {
+                [0.0, 1.0, 0.0]
+            };
+            let dot = |a: &[f64], b: &[f64]| (0..3).map(|k| a[k] * b[k]).sum::<f64>();
+            let t1 = [
+                n[1] * helper[2] - n[2] * helper[1],
+                n[2] * helper[0] - n[0] * helper[2],
+                n[0] * helper[1] - n[1] * helper[0],
+            ];
+            let t2 = [
+                n[1] * t1[2] - n[2] * t1[1],
+                n[2] * t1[0] - n[0] * t1[2],
+                n[0] * t1[1] - n[1] * t1[0],
+            ];
+            let jt = |t: [f64; 3]| [0, 1, 2].map(|r| (0..3).map(|c| j[r][c] * t[c]).sum::<f64>());
+            for t in [t1, t2] {
+                let jt = jt(t);
+                assert!(dot(m, &jt).abs() < 1e-12 * (1.0 + dot(&jt, &jt).sqrt()));
+            }
+            assert!(dot(m, &jt([n[0], n[1], n[2]])) > 0.0);
+        }
+    }
+}
+
+#[test]
+fn warped_sets_are_deterministic_and_differ_from_unwarped() {
+    let plain = data(128);
+    let warped = Synthetic {
+        warp: 0.6,
+        ..plain.clone()
+    };
+    for class in 0..SYNTHETIC_CLASSES {
+        let (a, b) = (
+            warped.shape(Split::Train, class),
+            warped.shape(Split::Train, class),
+        );
+        assert_eq!(a.points, b.points);
+        let u = plain.shape(Split::Train, class);
+        assert_eq!(
+            u.parts, a.parts,
+            "parts stay those of the undeformed pieces"
+        );
+        let moved = a
+            .points
+            .iter()
+            .zip(&u.points)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            moved > 1e-3,
+            "class {class}: warp moved points by only {moved}"
+        );
     }
 }
 
@@ -80,9 +182,20 @@ fn normals_point_outward_on_convex_classes() {
 
 #[test]
 fn normals_are_perpendicular_to_the_surface() {
-    // For each point, its nearest neighbours lie (nearly) in the tangent plane: the median of
-    // |cos(angle between q - p and n)| is small on every class.
-    let d = data(2048);
+    normals_perpendicular(&data(2048));
+}
+
+#[test]
+fn warped_shapes_keep_exact_normals() {
+    normals_perpendicular(&Synthetic {
+        warp: 0.6,
+        ..data(2048)
+    });
+}
+
+/// For each point, its nearest neighbours lie (nearly) in the tangent plane: the median of
+/// |cos(angle between q - p and n)| is small on every class.
+fn normals_perpendicular(d: &Synthetic) {
     for class in 0..SYNTHETIC_CLASSES {
         let s = d.shape(Split::Test, class);
         let pts: Vec<&[f64]> = s.points.chunks_exact(3).collect();
@@ -123,6 +236,7 @@ fn samples_are_area_uniform_on_the_box() {
         shapes_per_class: 1,
         points: 20_000,
         noise: 0.0,
+        warp: 0.0,
         seed: 5,
     };
     let s = d.shape(Split::Train, 3);
@@ -157,6 +271,7 @@ fn part_labels_are_invariant_under_each_shapes_mirror_symmetries() {
         shapes_per_class: 1,
         points: 6000,
         noise: 0.0,
+        warp: 0.0,
         seed: 11,
     };
     // Mirror axes that are symmetries of every shape of the class (the cone and the table
@@ -208,8 +323,8 @@ proptest! {
 
     #[test]
     fn noise_moves_points_but_keeps_normals(seed in any::<u64>(), class in 0usize..SYNTHETIC_CLASSES) {
-        let clean = Synthetic { shapes_per_class: 1, points: 128, noise: 0.0, seed }.shape(Split::Train, class);
-        let noisy = Synthetic { shapes_per_class: 1, points: 128, noise: 0.01, seed }.shape(Split::Train, class);
+        let clean = Synthetic { shapes_per_class: 1, points: 128, noise: 0.0, warp: 0.0, seed }.shape(Split::Train, class);
+        let noisy = Synthetic { shapes_per_class: 1, points: 128, noise: 0.01, warp: 0.0, seed }.shape(Split::Train, class);
         prop_assert_eq!(&clean.normals, &noisy.normals);
         prop_assert!(clean.points != noisy.points);
         prop_assert!(noisy.points.iter().all(|v| v.is_finite()));
@@ -325,6 +440,7 @@ fn modelnet_layout_round_trips_and_reports_broken_indices() {
         shapes_per_class: 2,
         points: 64,
         noise: 0.0,
+        warp: 0.0,
         seed: 3,
     };
     let train: Vec<Shape> = (0..d.len()).map(|i| d.shape(Split::Train, i)).collect();

@@ -53,6 +53,10 @@ struct Case {
     seed: u64,
 }
 
+fn xs_pos(c: &Case) -> Tensor {
+    c.cloud.tensor(DType::F64, &Device::Cpu).unwrap()
+}
+
 fn case() -> impl Strategy<Value = Case> {
     (strategies::dim(), strategies::seed())
         .prop_flat_map(|(d, seed)| (Just(d), strategies::point_cloud(d, 3 * d..=30), Just(seed)))
@@ -84,6 +88,43 @@ proptest! {
         let s = features(c.cloud.len(), 3, c.seed, DType::F64, &Device::Cpu).unwrap();
         let b = learned(c.d, 3, c.seed, Handedness::Orthogonal);
         prop_assert_equivariant(&[(Kind::Positions, pos), (Kind::Invariant, s)], &[Declared::new("frames", Kind::Frames)], frames_of(&b, c.d + 3), c.d, c.seed, TOL)?;
+    }
+
+    /// Node vectors (two per node, with scalars) among the candidates: still equivariant.
+    #[test]
+    fn learned_frames_with_node_vectors(c in case()) {
+        let pos = c.cloud.tensor(DType::F64, &Device::Cpu).unwrap();
+        let n = c.cloud.len();
+        let s = features(n, 3, c.seed, DType::F64, &Device::Cpu).unwrap();
+        let u = features(n, 2 * c.d, c.seed + 1, DType::F64, &Device::Cpu).unwrap();
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+        let mut cfg = LearnedFramesConfig::new(c.d, 1.5);
+        cfg.n_scalars = 3;
+        cfg.n_vectors = 2;
+        let b = LearnedFrames::new(cfg, vb).unwrap();
+        reseed_varmap(&vm, c.seed, 0.5).unwrap();
+        let k = c.d + 3;
+        let run = |xs: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
+            let edges = knn_graph(&xs[0], None, k, false)?;
+            let input = FrameInput { pos: &xs[0], edge_index: &edges, batch: None, scalars: Some(&xs[1]) };
+            let vectors = xs[2].reshape((n, 2, c.d))?;
+            Ok(vec![b.build_with_vectors(&input, Some(&vectors))?.matrices().clone()])
+        };
+        let inputs = [(Kind::Positions, pos.clone()), (Kind::Invariant, s.clone()), (Kind::Features(TensorReps::vectors(2)), u.clone())];
+        let err = prop_assert_equivariant(&inputs, &[Declared::new("frames", Kind::Frames)], run, c.d, c.seed, TOL)?;
+        prop_assert!(err <= TOL);
+        // The vectors matter: other vectors, other frames.
+        let with = run(&[pos.clone(), s.clone(), u.clone()]).unwrap().remove(0);
+        let s0 = s.clone();
+        let other = run(&[pos, s, (u * 3.0).unwrap()]).unwrap().remove(0);
+        let change = (with - other).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        prop_assert!(change > 1e-6, "frames ignore the node vectors ({change})");
+        // Frames built with node vectors but none given: an error, not a silent omission.
+        let edges = knn_graph(&xs_pos(&c), None, k, false).unwrap();
+        let pos = xs_pos(&c);
+        let missing = b.build(&FrameInput { pos: &pos, edge_index: &edges, batch: None, scalars: Some(&s0) });
+        prop_assert!(missing.is_err(), "built without the node vectors it needs");
     }
 
     #[test]

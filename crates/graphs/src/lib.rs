@@ -38,6 +38,8 @@ mod points;
 mod scatter;
 
 pub use fps::{farthest_point_sampling, FpsStart};
-pub use neighbors::{knn_graph, knn_neighbors, radius_graph, radius_neighbors, RadiusGraph};
+pub use neighbors::{
+    knn_graph, knn_neighbors, knn_table, radius_graph, radius_neighbors, RadiusGraph,
+};
 pub use points::{host_positions, segments};
 pub use scatter::{scatter_max, scatter_mean, scatter_softmax, scatter_sum};

@@ -155,53 +155,66 @@ pub fn knn_graph(
     let (flat, n, d) = host_positions(pos)?;
     let (mut src, mut dst) = (Vec::new(), Vec::new());
     for seg in segments(batch, n)? {
-        let m = seg.len();
         let pts = &flat[seg.start * d..seg.end * d];
-        let want = k.min(if self_loops { m } else { m.saturating_sub(1) });
+        let (table, want) = knn_table(pts, d, k, self_loops);
         if want == 0 {
             continue;
         }
-        let extent = extent(pts, d);
-        let (r0, grid) = knn_radius(pts, d, m, want, extent);
-        // Every query finds exactly `want` neighbours, so the result is one flat (m, want)
-        // table; each thread reuses one candidate buffer (a fresh one per query was most of
-        // the allocator's and the page clearing's work).
-        let mut table = vec![0u32; m * want];
-        table
-            .par_chunks_mut(want)
-            .enumerate()
-            .for_each_init(Vec::new, |list, (i, row)| {
-                let q = &pts[i * d..(i + 1) * d];
-                let mut r = r0;
-                loop {
-                    list.clear();
-                    grid.within(q, r, |j, d2| {
-                        if j as usize != i || self_loops {
-                            list.push((d2, j));
-                        }
-                    });
-                    // Every point closer than the k-th found one is inside r: exact.
-                    if list.len() >= want || r.is_infinite() {
-                        nearest_into(list, row);
-                        return;
-                    }
-                    // Past the bounding box (its diagonal can exceed 2 * extent in high d),
-                    // one full scan ends the search.
-                    r = if r > 2.0 * extent + r0 {
-                        f64::INFINITY
-                    } else {
-                        2.0 * r
-                    };
-                }
-            });
-        src.reserve(m * want);
-        dst.reserve(m * want);
+        src.reserve(table.len());
+        dst.reserve(table.len());
         for (i, row) in table.chunks_exact(want).enumerate() {
             src.extend(row.iter().map(|j| j + seg.start as u32));
             dst.extend(std::iter::repeat_n((i + seg.start) as u32, want));
         }
     }
     edge_tensor(src, dst, pos.device())
+}
+
+/// The `k` nearest neighbours of each of the points `pts` (row-major `(m, d)`, one graph) as
+/// one flat table `(m, want)` of indices, nearest first (ties by index), with `want = min(k,
+/// m - 1)` (`m` with `self_loops`, which counts each point as its own neighbour): what
+/// [`knn_graph`] returns, without the edge list, for callers that walk neighbourhoods on the
+/// host (a million points with k = 32 is 128 MB here against 256 MB of edges and their copies).
+pub fn knn_table(pts: &[f64], d: usize, k: usize, self_loops: bool) -> (Vec<u32>, usize) {
+    let m = pts.len() / d.max(1);
+    let want = k.min(if self_loops { m } else { m.saturating_sub(1) });
+    if want == 0 {
+        return (Vec::new(), 0);
+    }
+    let extent = extent(pts, d);
+    let (r0, grid) = knn_radius(pts, d, m, want, extent);
+    // Every query finds exactly `want` neighbours, so the result is one flat (m, want)
+    // table; each thread reuses one candidate buffer (a fresh one per query was most of
+    // the allocator's and the page clearing's work).
+    let mut table = vec![0u32; m * want];
+    table
+        .par_chunks_mut(want)
+        .enumerate()
+        .for_each_init(Vec::new, |list, (i, row)| {
+            let q = &pts[i * d..(i + 1) * d];
+            let mut r = r0;
+            loop {
+                list.clear();
+                grid.within(q, r, |j, d2| {
+                    if j as usize != i || self_loops {
+                        list.push((d2, j));
+                    }
+                });
+                // Every point closer than the k-th found one is inside r: exact.
+                if list.len() >= want || r.is_infinite() {
+                    nearest_into(list, row);
+                    return;
+                }
+                // Past the bounding box (its diagonal can exceed 2 * extent in high d),
+                // one full scan ends the search.
+                r = if r > 2.0 * extent + r0 {
+                    f64::INFINITY
+                } else {
+                    2.0 * r
+                };
+            }
+        });
+    (table, want)
 }
 
 /// Bipartite radius neighbourhoods: for every query point `i` (receiver), the source points `j`
@@ -297,16 +310,13 @@ where
         let pts = &sp[ss.start * d..ss.end * d];
         let m = ss.len();
         let extent = extent(pts, d);
-        let cell = if cell.is_nan() {
-            if extent > 0.0 {
-                extent * ((cap + 1) as f64 / m as f64).powf(1.0 / d as f64)
-            } else {
-                1.0
-            }
+        // kNN (no radius given): the grid of the kNN graph's first radius, which tries the
+        // surface estimate before the volume one (a search widens it as needed).
+        let grid = if cell.is_nan() {
+            knn_radius(pts, d, m, cap, extent).1
         } else {
-            cell
+            CellGrid::new(pts, d, cell)
         };
-        let grid = CellGrid::new(pts, d, cell);
         let lists: Vec<Vec<(f64, u32)>> = (qs.start..qs.end)
             .into_par_iter()
             .map(|i| nearest(query(&grid, &qp[i * d..(i + 1) * d], extent), cap))

@@ -29,7 +29,20 @@ fn systems(d: usize, systems: usize, seed: u64) -> (Tensor, Tensor, Tensor, Tens
 }
 
 fn network(d: usize, frames: FrameChoice, messages: Messages, seed: u64) -> NBodyGnn {
+    network_with(d, frames, messages, seed, false)
+}
+
+/// `options`: the velocity among the frame candidates and the pairwise head.
+fn network_with(
+    d: usize,
+    frames: FrameChoice,
+    messages: Messages,
+    seed: u64,
+    options: bool,
+) -> NBodyGnn {
     let mut cfg = NBodyConfig::new(d);
+    cfg.frame_velocity = options;
+    cfg.pairwise_head = options;
     cfg.frames.kind = frames;
     cfg.messages = messages;
     cfg.layers = 2;
@@ -48,7 +61,17 @@ fn check(
     messages: Messages,
     seed: u64,
 ) -> Result<f64, TestCaseError> {
-    let net = network(d, frames, messages, seed);
+    check_with(d, frames, messages, seed, false)
+}
+
+fn check_with(
+    d: usize,
+    frames: FrameChoice,
+    messages: Messages,
+    seed: u64,
+    options: bool,
+) -> Result<f64, TestCaseError> {
+    let net = network_with(d, frames, messages, seed, options);
     let (loc, vel, q, edges, batch) = systems(d, 3, seed);
     let f = |x: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
         let (out, _) = net.forward(&NBodyInput {
@@ -87,6 +110,20 @@ proptest! {
         let messages = if scalar { Messages::Scalar } else { Messages::Tensorial };
         // The portable path is the one a GPU takes (candle ops instead of the CPU kernels).
         let err = tf_group::portable::carry(portable, || check(d, FrameChoice::Learned, messages, seed))?;
+        prop_assert!(err <= 1e-9, "relative error {err:.3e}");
+    }
+
+    /// The options tried on the standard protocol: the velocity among the learned frames'
+    /// candidates, and EGNN's form of position update beside the local head.
+    #[test]
+    fn velocity_frames_and_the_pairwise_head_keep_equivariance(
+        seed in strategies::seed(),
+        d in prop::sample::select(vec![2usize, 3, 4]),
+        portable in any::<bool>(),
+    ) {
+        let err = tf_group::portable::carry(portable, || {
+            check_with(d, FrameChoice::Learned, Messages::Tensorial, seed, true)
+        })?;
         prop_assert!(err <= 1e-9, "relative error {err:.3e}");
     }
 }

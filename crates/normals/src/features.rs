@@ -212,6 +212,29 @@ impl InputFeatures {
         }
     }
 
+    /// The same features with `k` neighbours at the first PCA scale (`2k, 4k, ...` at the
+    /// others); `None` when there are no neighbourhood features to change.
+    pub fn with_k(self, k: usize) -> Option<Self> {
+        match self {
+            Self::None => None,
+            Self::PcaNormal {
+                scales,
+                orient,
+                confidence,
+                offset,
+                visibility,
+                ..
+            } => Some(Self::PcaNormal {
+                k,
+                scales,
+                orient,
+                confidence,
+                offset,
+                visibility,
+            }),
+        }
+    }
+
     /// Invariant scalars per point after the variations: the confidences (without
     /// `confidence`: none), then the offsets (without `offset`: none), then the visibility
     /// score (without `visibility`: none).
@@ -275,8 +298,28 @@ impl InputFeatures {
         }
     }
 
-    /// The features of `points (n * d)`, row-major `(n, dim(d))`.
+    /// Clouds larger than this cast their rays (and take their winding votes) on a fixed-seed
+    /// subsample of this many points, and every other point takes the sign of a nearby sample
+    /// on its own surface: the votes stay linear in the number of points (see
+    /// [`compute_with`](Self::compute_with)).
+    pub const VOTE_POINTS: usize = 100_000;
+
+    /// The features of `points (n * d)`, row-major `(n, dim(d))`, votes capped at
+    /// [`VOTE_POINTS`](Self::VOTE_POINTS).
     pub fn compute(&self, points: &[f64], d: usize) -> Result<Vec<f64>> {
+        self.compute_with(points, d, Self::VOTE_POINTS)
+    }
+
+    /// The same features with at most `vote_points` points casting rays and taking winding
+    /// votes. A ray walks the cloud's grid until it leaves, a number of cells that grows with
+    /// the density, so on dense clouds the rays alone grow faster than linearly; above the cap
+    /// the orientation votes run on a subsample (its indices drawn with a fixed seed, so the
+    /// choice does not depend on the pose) at the subsample's density, and each other point
+    /// then signs its estimate to agree with the sample among its 8 nearest that lies most
+    /// nearly in its own tangent plane (so a point on one face of a thin wall follows its
+    /// own face, not the other). The PCA fits always use every point. Clouds at or below the
+    /// cap are computed exactly as without it.
+    pub fn compute_with(&self, points: &[f64], d: usize, vote_points: usize) -> Result<Vec<f64>> {
         match *self {
             Self::None => Ok(Vec::new()),
             Self::PcaNormal {
@@ -305,13 +348,12 @@ impl InputFeatures {
                         }
                     })
                     .collect();
+                let mut clock = Stages::start(n);
                 let mut fits = pca_fit_scales(points, d, &ks, offset)?;
-                for opts in &orient.passes() {
-                    orient_by_winding(points, &mut fits[0].normals, d, opts)?;
-                }
-                if let Some(rays) = orient.rays() {
-                    orient_by_visibility(points, &mut fits[0].normals, d, &rays)?;
-                }
+                clock.done("pca");
+                let sample = VoteSample::new(points, d, vote_points)?;
+                sample.sign(points, &mut fits[0].normals, d, orient)?;
+                clock.done("winding and rays");
                 // Measured on the final signs, so every field judges the same orientation.
                 let agreement = if confidence {
                     orient
@@ -322,6 +364,7 @@ impl InputFeatures {
                 } else {
                     Vec::new()
                 };
+                clock.done("agreement");
                 let (first, rest) = fits.split_at_mut(1);
                 for fit in rest {
                     align(&mut fit.normals, &first[0].normals, d);
@@ -336,15 +379,11 @@ impl InputFeatures {
                 };
                 // Measured on the final signs too, so the score is odd in the estimate's sign.
                 let seen = if visibility {
-                    visibility_scores(
-                        points,
-                        &first[0].normals,
-                        d,
-                        &VisibilityOrientation::default(),
-                    )?
+                    sample.scores(points, &first[0].normals, d)?
                 } else {
                     Vec::new()
                 };
+                clock.done("visibility score");
                 let mut out = Vec::with_capacity(n * self.dim(d));
                 for i in 0..n {
                     out.extend(fits.iter().map(|f| f.variation[i]));
@@ -360,6 +399,210 @@ impl InputFeatures {
                 Ok(out)
             }
         }
+    }
+}
+
+/// Where the orientation votes of a cloud are taken: every point, or a subsample of at most
+/// `cap` points with each other point's nearest sample on its own surface.
+struct VoteSample {
+    /// Sorted sample indices, and for every point the sample (an index into them) it follows;
+    /// `None` when every point votes.
+    sample: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+impl VoteSample {
+    /// Seed of the subsample: a fixed choice of indices, the same in every pose.
+    const SEED: u64 = 0x766f_7465;
+    /// Samples among which each point chooses the one to follow.
+    const CANDIDATES: usize = 8;
+
+    fn new(points: &[f64], d: usize, cap: usize) -> Result<Self> {
+        use rand::seq::index::sample;
+        use rand::SeedableRng;
+        use tf_graphs::knn_neighbors;
+        let n = points.len() / d.max(1);
+        if n <= cap.max(Self::CANDIDATES) {
+            return Ok(Self { sample: None });
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(Self::SEED);
+        let mut idx = sample(&mut rng, n, cap.max(Self::CANDIDATES)).into_vec();
+        idx.sort_unstable();
+        let gather = |v: &[f64]| -> Vec<f64> {
+            idx.iter()
+                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        };
+        let dev = candle_core::Device::Cpu;
+        let src = candle_core::Tensor::from_vec(gather(points), (idx.len(), d), &dev)?;
+        let all = candle_core::Tensor::from_slice(points, (n, d), &dev)?;
+        let edges = knn_neighbors(&src, None, &all, None, Self::CANDIDATES)?
+            .to_dtype(candle_core::DType::U32)?;
+        let s = edges.get(0)?.to_vec1::<u32>()?;
+        let q = edges.get(1)?.to_vec1::<u32>()?;
+        let mut candidates: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (&s, &q) in s.iter().zip(&q) {
+            candidates[q as usize].push(s as usize);
+        }
+        // A sample follows itself.
+        for (pos, &i) in idx.iter().enumerate() {
+            candidates[i] = vec![pos];
+        }
+        Ok(Self {
+            sample: Some((idx, Self::flatten(candidates))),
+        })
+    }
+
+    /// Candidates per point with a fixed stride (shorter lists repeat their last). Which one a
+    /// point follows needs its normal's direction, known only after the PCA fit.
+    fn flatten(candidates: Vec<Vec<usize>>) -> Vec<usize> {
+        let k = Self::CANDIDATES;
+        let mut flat = Vec::with_capacity(candidates.len() * k);
+        for c in candidates {
+            let last = c.last().copied().unwrap_or(0);
+            flat.extend((0..k).map(|j| c.get(j).copied().unwrap_or(last)));
+        }
+        flat
+    }
+
+    /// For each point, the sample it follows: among its candidates, the one nearest in the
+    /// metric `|delta|^2 + 4 (delta . n)^2`, which prefers samples in the point's tangent
+    /// plane (its own face of a thin wall). Invariant: distances and dot products only.
+    fn followed(
+        &self,
+        idx: &[usize],
+        flat: &[usize],
+        points: &[f64],
+        normals: &[f64],
+        d: usize,
+    ) -> Vec<usize> {
+        use rayon::prelude::*;
+        let k = Self::CANDIDATES;
+        flat.par_chunks(k)
+            .enumerate()
+            .map(|(i, cand)| {
+                let p = &points[i * d..(i + 1) * d];
+                let n = &normals[i * d..(i + 1) * d];
+                let cost = |c: usize| {
+                    let q = &points[idx[c] * d..(idx[c] + 1) * d];
+                    let (mut r2, mut along) = (0.0, 0.0);
+                    for a in 0..d {
+                        let delta = q[a] - p[a];
+                        r2 += delta * delta;
+                        along += delta * n[a];
+                    }
+                    r2 + 4.0 * along * along
+                };
+                cand.iter()
+                    .copied()
+                    .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Signs `normals` by the winding passes and rays of `orient`, on the sample if there is
+    /// one.
+    fn sign(
+        &self,
+        points: &[f64],
+        normals: &mut [f64],
+        d: usize,
+        orient: PcaOrientation,
+    ) -> Result<()> {
+        let passes = orient.passes();
+        let rays = orient.rays();
+        if passes.is_empty() && rays.is_none() {
+            return Ok(());
+        }
+        let vote = |p: &[f64], n: &mut [f64]| -> Result<()> {
+            for opts in &passes {
+                orient_by_winding(p, n, d, opts)?;
+            }
+            if let Some(r) = &rays {
+                orient_by_visibility(p, n, d, r)?;
+            }
+            Ok(())
+        };
+        let Some((idx, flat)) = &self.sample else {
+            return vote(points, normals);
+        };
+        let gather = |v: &[f64]| -> Vec<f64> {
+            idx.iter()
+                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        };
+        let sp = gather(points);
+        let mut sn = gather(normals);
+        vote(&sp, &mut sn)?;
+        let follow = self.followed(idx, flat, points, normals, d);
+        for (i, &c) in follow.iter().enumerate() {
+            let (n, s) = (&mut normals[i * d..(i + 1) * d], &sn[c * d..(c + 1) * d]);
+            if n.iter().zip(s).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
+                n.iter_mut().for_each(|v| *v = -*v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rays' scores of the (final) `normals`, taken on the sample if there is one: a point
+    /// gets its followed sample's score, times the sign of their normals' agreement (the
+    /// score is odd in the normal's sign).
+    fn scores(&self, points: &[f64], normals: &[f64], d: usize) -> Result<Vec<f64>> {
+        let rays = VisibilityOrientation::default();
+        let Some((idx, flat)) = &self.sample else {
+            return visibility_scores(points, normals, d, &rays);
+        };
+        let gather = |v: &[f64]| -> Vec<f64> {
+            idx.iter()
+                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        };
+        let (sp, sn) = (gather(points), gather(normals));
+        let seen = visibility_scores(&sp, &sn, d, &rays)?;
+        let follow = self.followed(idx, flat, points, normals, d);
+        Ok(follow
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let dot: f64 = normals[i * d..(i + 1) * d]
+                    .iter()
+                    .zip(&sn[c * d..(c + 1) * d])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                if dot < 0.0 {
+                    -seen[c]
+                } else {
+                    seen[c]
+                }
+            })
+            .collect())
+    }
+}
+
+/// Debug-level timings of the feature stages (`RUST_LOG=tf_normals=debug`): where a dense
+/// cloud's time goes.
+struct Stages {
+    n: usize,
+    last: std::time::Instant,
+}
+
+impl Stages {
+    fn start(n: usize) -> Self {
+        Self {
+            n,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn done(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(
+            stage,
+            points = self.n,
+            seconds = (now - self.last).as_secs_f64(),
+            "input features"
+        );
+        self.last = now;
     }
 }
 
@@ -496,36 +739,39 @@ mod tests {
                 visibility: true,
             },
         ] {
-            let f = spec.compute(&pts, 3).unwrap();
-            let w = spec.dim(3);
-            assert_eq!(f.len(), n * w);
-            let (offset, count) = spec.estimates().unwrap();
-            assert_eq!(offset + 3 * count, w);
-            let g = spec.compute(&moved, 3).unwrap();
-            let mut err: f64 = 0.0;
-            for (a, b) in f.chunks(w).zip(g.chunks(w)) {
-                // Variations are invariant, normals rotate with Q.
-                for c in 0..offset {
-                    err = err.max((a[c] - b[c]).abs());
-                }
-                for (va, vb) in a[offset..].chunks(3).zip(b[offset..].chunks(3)) {
-                    for r in 0..3 {
-                        let qa: f64 = (0..3).map(|c| q[r * 3 + c] * va[c]).sum();
-                        err = err.max((qa - vb[r]).abs());
+            // Every point voting, and the votes on a subsample of 200 that the rest follow.
+            for cap in [InputFeatures::VOTE_POINTS, 200] {
+                let f = spec.compute_with(&pts, 3, cap).unwrap();
+                let w = spec.dim(3);
+                assert_eq!(f.len(), n * w);
+                let (offset, count) = spec.estimates().unwrap();
+                assert_eq!(offset + 3 * count, w);
+                let g = spec.compute_with(&moved, 3, cap).unwrap();
+                let mut err: f64 = 0.0;
+                for (a, b) in f.chunks(w).zip(g.chunks(w)) {
+                    // Variations are invariant, normals rotate with Q.
+                    for c in 0..offset {
+                        err = err.max((a[c] - b[c]).abs());
+                    }
+                    for (va, vb) in a[offset..].chunks(3).zip(b[offset..].chunks(3)) {
+                        for r in 0..3 {
+                            let qa: f64 = (0..3).map(|c| q[r * 3 + c] * va[c]).sum();
+                            err = err.max((qa - vb[r]).abs());
+                        }
+                    }
+                    // Every scale's normal agrees in sign with the first one.
+                    for v in a[offset + 3..].chunks(3) {
+                        let dot: f64 = (0..3).map(|c| v[c] * a[offset + c]).sum();
+                        assert!(dot >= 0.0, "scales disagree in sign: {dot}");
                     }
                 }
-                // Every scale's normal agrees in sign with the first one.
-                for v in a[offset + 3..].chunks(3) {
-                    let dot: f64 = (0..3).map(|c| v[c] * a[offset + c]).sum();
-                    assert!(dot >= 0.0, "scales disagree in sign: {dot}");
-                }
+                assert!(err < 1e-9, "equivariance error {err}");
+                // Coincident points: finite features with zero normals.
+                let same = vec![1.0; 30];
+                let h = spec.compute(&same, 3).unwrap();
+                assert!(h.iter().all(|v| v.is_finite()));
+                assert!(h.chunks(w).all(|r| r[offset..].iter().all(|v| *v == 0.0)));
             }
-            assert!(err < 1e-9, "equivariance error {err}");
-            // Coincident points: finite features with zero normals.
-            let same = vec![1.0; 30];
-            let h = spec.compute(&same, 3).unwrap();
-            assert!(h.iter().all(|v| v.is_finite()));
-            assert!(h.chunks(w).all(|r| r[offset..].iter().all(|v| *v == 0.0)));
         }
         let bad = InputFeatures::PcaNormal {
             k: 6,
@@ -536,6 +782,53 @@ mod tests {
             visibility: false,
         };
         assert!(bad.compute(&pts, 3).is_err());
+    }
+
+    /// Votes on a subsample: the same signs as every point voting nearly everywhere on a
+    /// densely sampled closed surface, and exactly the same features at or below the cap.
+    #[test]
+    fn capped_votes_follow_the_full_votes() {
+        let mut pts = Vec::new();
+        for a in 0..120 {
+            for b in 0..40 {
+                let (u, v) = (
+                    std::f64::consts::TAU * a as f64 / 120.0,
+                    std::f64::consts::TAU * (b as f64 + 0.5 * (a % 2) as f64) / 40.0,
+                );
+                let ring = 1.0 + 0.4 * v.cos();
+                pts.extend([ring * u.cos(), ring * u.sin(), 0.4 * v.sin()]);
+            }
+        }
+        let n = pts.len() / 3;
+        let spec = InputFeatures::multiscale(PcaOrientation::VisibilityConfident);
+        let full = spec.compute_with(&pts, 3, n).unwrap();
+        assert_eq!(full, spec.compute_with(&pts, 3, n + 1).unwrap());
+        let capped = spec.compute_with(&pts, 3, n / 4).unwrap();
+        let (offset, _) = spec.estimates().unwrap();
+        let w = spec.dim(3);
+        let agree = full
+            .chunks(w)
+            .zip(capped.chunks(w))
+            .filter(|(a, b)| (0..3).map(|c| a[offset + c] * b[offset + c]).sum::<f64>() > 0.0)
+            .count();
+        assert!(
+            agree as f64 >= 0.99 * n as f64,
+            "{agree} of {n} signs agree"
+        );
+        // And the signs are right (outward on the torus) for nearly all points.
+        let outward = capped
+            .chunks(w)
+            .zip(pts.chunks(3))
+            .filter(|(f, p)| {
+                let ring = (p[0] * p[0] + p[1] * p[1]).sqrt();
+                let c = [p[0] / ring, p[1] / ring, 0.0];
+                (0..3).map(|k| f[offset + k] * (p[k] - c[k])).sum::<f64>() > 0.0
+            })
+            .count();
+        assert!(
+            outward as f64 >= 0.99 * n as f64,
+            "{outward} of {n} outward"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! centroid (right on convex shapes, wrong in concavities). Mean |cos| is therefore the fair
 //! comparison with PCA; oriented cos measures the heuristic too.
 
-use candle_core::{bail, DType, Device, Result, Tensor};
-use tf_graphs::knn_graph;
+use candle_core::{bail, Result};
+use tf_graphs::knn_table;
 
 use crate::scatter::Scatter;
 
@@ -45,6 +45,82 @@ pub(crate) fn pca_fit_scales(
     ks: &[usize],
     offsets: bool,
 ) -> Result<Vec<ScaleFit>> {
+    let n = points.len() / d.max(1);
+    if n < LOCALITY_MIN || d == 0 || points.len() % d != 0 || d > 63 {
+        return fit_scales(points, d, ks, offsets);
+    }
+    // Large clouds: fit in a space-filling-curve order, so that a neighbourhood's points sit
+    // near each other in memory (in file order they are scattered, and past a few million
+    // points every neighbour read is a cache miss), then put the results back in input order.
+    let order = morton_order(points, d);
+    let sorted: Vec<f64> = order
+        .iter()
+        .flat_map(|&i| points[i as usize * d..(i as usize + 1) * d].iter().copied())
+        .collect();
+    let fits = fit_scales(&sorted, d, ks, offsets)?;
+    Ok(fits
+        .into_iter()
+        .map(|f| {
+            let mut out = ScaleFit {
+                normals: vec![0.0; n * d],
+                variation: vec![0.0; n],
+                offset: vec![0.0; f.offset.len()],
+            };
+            for (p, &i) in order.iter().enumerate() {
+                let (i, r) = (i as usize, p * d..(p + 1) * d);
+                out.normals[i * d..(i + 1) * d].copy_from_slice(&f.normals[r.clone()]);
+                out.variation[i] = f.variation[p];
+                if !f.offset.is_empty() {
+                    out.offset[i * d..(i + 1) * d].copy_from_slice(&f.offset[r]);
+                }
+            }
+            out
+        })
+        .collect())
+}
+
+/// Clouds from this size on are fitted in [`morton_order`] (smaller ones fit in cache as they
+/// come, and keep their results bit for bit).
+const LOCALITY_MIN: usize = 200_000;
+
+/// A permutation of the points along a Z-order (Morton) curve of their bounding box, `63 / d`
+/// bits per axis: points near each other in space mostly come near each other in the order.
+fn morton_order(points: &[f64], d: usize) -> Vec<u32> {
+    use rayon::prelude::*;
+    let bits = (63 / d).min(21);
+    let (mut lo, mut hi) = (vec![f64::INFINITY; d], vec![f64::NEG_INFINITY; d]);
+    for p in points.chunks_exact(d) {
+        for a in 0..d {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    let cells = ((1u64 << bits) - 1) as f64;
+    let mut keyed: Vec<(u64, u32)> = points
+        .par_chunks_exact(d)
+        .enumerate()
+        .map(|(i, p)| {
+            let mut key = 0u64;
+            let q: Vec<u64> = (0..d)
+                .map(|a| {
+                    let span = (hi[a] - lo[a]).max(1e-300);
+                    (((p[a] - lo[a]) / span) * cells) as u64
+                })
+                .collect();
+            for b in (0..bits).rev() {
+                for qa in &q {
+                    key = (key << 1) | ((qa >> b) & 1);
+                }
+            }
+            (key, i as u32)
+        })
+        .collect();
+    keyed.par_sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// [`pca_fit_scales`] in the points' own order.
+fn fit_scales(points: &[f64], d: usize, ks: &[usize], offsets: bool) -> Result<Vec<ScaleFit>> {
     use rayon::prelude::*;
     let k = ks.iter().copied().max().unwrap_or(0);
     if d == 0 || points.len() % d != 0 {
@@ -59,21 +135,15 @@ pub(crate) fn pca_fit_scales(
     if points.iter().any(|v| !v.is_finite()) {
         bail!("PCA normals: non-finite coordinates");
     }
-    let pos = Tensor::from_slice(points, (n, d), &Device::Cpu)?;
-    let edges = knn_graph(&pos, None, k, false)?.to_dtype(DType::U32)?;
-    let src = edges.get(0)?.to_vec1::<u32>()?;
-    let dst = edges.get(1)?.to_vec1::<u32>()?;
     if ks.iter().any(|&kk| kk < d - 1) {
         bail!(
             "PCA normals need k >= d - 1 = {} neighbours, got {ks:?}",
             d - 1
         );
     }
-    // The point itself first, then its neighbours nearest first.
-    let mut neigh: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-    for (s, t) in src.iter().zip(&dst) {
-        neigh[*t as usize].push(*s as usize);
-    }
+    // One flat table of the `k` nearest per point, nearest first: no per-point lists, which
+    // at millions of points cost more in allocation and page clearing than the search.
+    let (table, want) = knn_table(points, d, k, false);
     let mut centroid = vec![0.0; d];
     for p in points.chunks(d) {
         centroid
@@ -91,25 +161,42 @@ pub(crate) fn pca_fit_scales(
         d,
         centroid: &centroid,
         scale,
-        offsets,
     };
     Ok(ks
         .iter()
         .map(|&kk| {
-            let fits: Vec<(Vec<f64>, f64, Vec<f64>)> = neigh
-                .par_iter()
-                .enumerate()
-                .map(|(i, nb)| fit.one(i, &nb[..nb.len().min(kk + 1)]))
-                .collect();
             let mut out = ScaleFit {
-                normals: Vec::with_capacity(n * d),
-                variation: Vec::with_capacity(n),
-                offset: Vec::with_capacity(if offsets { n * d } else { 0 }),
+                normals: vec![0.0; n * d],
+                variation: vec![0.0; n],
+                offset: vec![0.0; if offsets { n * d } else { 0 }],
             };
-            for (nrm, var, off) in fits {
-                out.normals.extend(nrm);
-                out.variation.push(var);
-                out.offset.extend(off);
+            let take = kk.min(want);
+            let rows = out
+                .normals
+                .par_chunks_mut(d)
+                .zip(out.variation.par_iter_mut())
+                .enumerate();
+            // The point itself first, then its neighbours nearest first.
+            let neighbourhood = |nb: &mut Vec<usize>, i: usize| {
+                nb.clear();
+                nb.push(i);
+                if want > 0 {
+                    nb.extend(table[i * want..i * want + take].iter().map(|&j| j as usize));
+                }
+            };
+            if offsets {
+                rows.zip(out.offset.par_chunks_mut(d)).for_each_init(
+                    Vec::new,
+                    |nb, ((i, (normal, variation)), offset)| {
+                        neighbourhood(nb, i);
+                        *variation = fit.one(i, nb, normal, Some(offset));
+                    },
+                );
+            } else {
+                rows.for_each_init(Vec::new, |nb, (i, (normal, variation))| {
+                    neighbourhood(nb, i);
+                    *variation = fit.one(i, nb, normal, None);
+                });
             }
             out
         })
@@ -122,15 +209,13 @@ struct Fit<'a> {
     d: usize,
     centroid: &'a [f64],
     scale: f64,
-    /// Whether to compute the offsets (an allocation per point and scale otherwise wasted).
-    offsets: bool,
 }
 
 impl Fit<'_> {
-    /// The normal (oriented away from the centroid), variation and offset (see [`ScaleFit`];
-    /// empty unless `offsets`) of point `i` from the neighbourhood `nb` (indices, the point
-    /// included).
-    fn one(&self, i: usize, nb: &[usize]) -> (Vec<f64>, f64, Vec<f64>) {
+    /// The normal (oriented away from the centroid, written to `normal`), offset (see
+    /// [`ScaleFit`]; written to `offset` if given) and variation (returned) of point `i` from
+    /// the neighbourhood `nb` (indices, the point included).
+    fn one(&self, i: usize, nb: &[usize], normal: &mut [f64], offset: Option<&mut [f64]>) -> f64 {
         let (points, d) = (self.points, self.d);
         let mut mean = vec![0.0; d];
         for &j in nb {
@@ -148,12 +233,11 @@ impl Fit<'_> {
         }
         let trace = c.trace();
         if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
-            let offset = if self.offsets {
-                vec![0.0; d]
-            } else {
-                Vec::new()
-            };
-            return (vec![0.0; d], 1.0 / d as f64, offset);
+            normal.fill(0.0);
+            if let Some(o) = offset {
+                o.fill(0.0);
+            }
+            return 1.0 / d as f64;
         }
         let axes = c.axes();
         let min = axes.smallest();
@@ -163,16 +247,16 @@ impl Fit<'_> {
             .map(|a| v[a] * (points[i * d + a] - self.centroid[a]))
             .sum();
         let sign = if outward < 0.0 { -1.0 } else { 1.0 };
-        let normal = (0..d).map(|a| sign * v[a]).collect();
-        let offset = if self.offsets {
+        for a in 0..d {
+            normal[a] = sign * v[a];
+        }
+        if let Some(o) = offset {
             let rms = (trace / nb.len() as f64).sqrt();
-            (0..d)
-                .map(|a| (points[i * d + a] - mean[a]) / rms)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        (normal, (lambda.max(0.0) / trace).min(1.0), offset)
+            for a in 0..d {
+                o[a] = (points[i * d + a] - mean[a]) / rms;
+            }
+        }
+        (lambda.max(0.0) / trace).min(1.0)
     }
 }
 

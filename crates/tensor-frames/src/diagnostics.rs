@@ -318,6 +318,7 @@ pub fn checkpoint_equivariance(
                         shapes_per_class: 3,
                         points,
                         noise: 0.0,
+                        warp: 0.0,
                         seed,
                     }
                     .shape(Split::Test, i)

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tf_models::{Batch, HeadConfig, Model};
+use tf_normals::InputFeatures;
 
 /// Why [`predict`] or its input readers failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,12 @@ pub struct PredictOptions {
     /// Directions are unchanged. The right choice for a single scan from a known position,
     /// where the model's orientation can only guess which side was seen.
     pub viewpoint: Option<Vec<f64>>,
+    /// Neighbours of the first PCA scale of the input features (default: the model's, which
+    /// it was trained with; more smooth noisy scans, fewer keep thin parts apart).
+    pub k: Option<usize>,
+    /// At most this many points cast the orientation votes of the input features (see
+    /// `tf_normals::InputFeatures::compute_with`); larger clouds vote on a subsample.
+    pub vote_points: usize,
 }
 
 impl Default for PredictOptions {
@@ -98,6 +105,8 @@ impl Default for PredictOptions {
             consensus: 0,
             winding: false,
             viewpoint: None,
+            k: None,
+            vote_points: InputFeatures::VOTE_POINTS,
         }
     }
 }
@@ -179,10 +188,10 @@ pub fn predict(
         .collect();
     let start = Instant::now();
     // Computed input features see the whole cloud at its full density, as in training.
-    let spec = model.config().input_features();
+    let spec = input_features(model, opts)?;
     let unit64: Vec<f64> = unit.iter().map(|v| *v as f64).collect();
     let mut features: Vec<f32> = spec
-        .compute(&unit64, d)
+        .compute_with(&unit64, d, opts.vote_points)
         .map_err(PredictError::Features)?
         .into_iter()
         .map(|v| v as f32)
@@ -297,6 +306,21 @@ fn resign(features: &mut [f32], fw: usize, offset: usize, count: usize, normals:
     }
 }
 
+/// The model's input features, with `opts.k` neighbours if given.
+fn input_features(model: &Model, opts: &PredictOptions) -> Result<InputFeatures> {
+    let spec = model.config().input_features();
+    match opts.k {
+        None => Ok(spec),
+        Some(k) => match spec.with_k(k) {
+            Some(s) => Ok(s),
+            None => bad_input(
+                "--k: this model computes no neighbourhood features (it reads positions only)"
+                    .to_string(),
+            ),
+        },
+    }
+}
+
 /// One prediction over the groups `chunks` of the normalised cloud `unit`.
 #[allow(clippy::too_many_arguments)]
 fn predict_groups(
@@ -310,7 +334,7 @@ fn predict_groups(
     n: usize,
     d: usize,
 ) -> Result<Output> {
-    let spec = model.config().input_features();
+    let spec = input_features(model, opts)?;
     let width = match head {
         HeadConfig::Normals => d,
         HeadConfig::Segmentation { classes } | HeadConfig::Classification { classes } => classes,

@@ -23,6 +23,7 @@ fn bundled_model_is_equivariant_and_orients_normals() {
         shapes_per_class: 1,
         points: 2500,
         noise: 0.0,
+        warp: 0.0,
         seed: 9,
     }
     .shape(Split::Test, 1);
@@ -153,6 +154,7 @@ fn evaluate_normals_scores_every_method_on_a_fixture() {
                     shapes_per_class: 1,
                     points: 1500,
                     noise: 0.0,
+                    warp: 0.0,
                     seed: 4,
                 }
                 .shape(split, class)
@@ -251,6 +253,7 @@ fn evaluate_normals_validation_split_is_the_trainers() {
             shapes_per_class: 1,
             points: 1200,
             noise: 0.0,
+            warp: 0.0,
             seed: 5,
         }
         .shape(split, class);
@@ -713,4 +716,46 @@ fn ply_vertex_properties_are_carried_through() {
         .split_whitespace()
         .collect();
     assert_eq!(&row[6..], &["3", "7", "9", "0.75"]);
+}
+
+/// `--k` changes the neighbourhoods of the input features (and is refused where there are
+/// none, or too few to fit a plane); `--vote-points` below the cloud's size votes on a
+/// subsample and still orients a closed surface outward.
+#[test]
+fn neighbourhood_size_and_vote_cap_are_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.xyz");
+    std::fs::write(&input, sphere_text(600)).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let o = cli(&args, None);
+        (o, out)
+    };
+    let (o, default) = run(&[], "default.xyz");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o, wide) = run(&["--k", "24"], "wide.xyz");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, a) = read_input(&default, None).unwrap();
+    let (_, b) = read_input(&wide, None).unwrap();
+    assert_ne!(a, b, "--k 24 changed nothing");
+    let (o, capped) = run(&["--vote-points", "150"], "capped.xyz");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (p, n) = read_input(&capped, None).unwrap();
+    let outward = p
+        .chunks(3)
+        .zip(n.unwrap().chunks(3))
+        .filter(|(p, n)| p[0] * n[0] + p[1] * n[1] + p[2] * n[2] > 0.0)
+        .count();
+    assert!(outward >= 594, "{outward} of 600 outward");
+    let (o, _) = run(&["--k", "1"], "bad.xyz");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neighbours"));
 }

@@ -158,6 +158,10 @@ pub enum DataConfig {
         points: usize,
         /// Dataset seed.
         seed: u64,
+        /// Strength of the random smooth deformation of every shape, in `[0, 0.95]` (see
+        /// `tf_datasets::Warp`); left out of saved configs when 0.
+        #[serde(default, skip_serializing_if = "is_unwarped")]
+        warp: f64,
     },
     /// Superellipsoid hypersurfaces in any dimension (see `tf_datasets::SyntheticNd`).
     SyntheticNd {
@@ -191,8 +195,13 @@ impl Default for DataConfig {
             test_per_class: 10,
             points: 512,
             seed: 0,
+            warp: 0.0,
         }
     }
+}
+
+fn is_unwarped(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Everything one training run needs.
@@ -282,6 +291,9 @@ fn check_data(data: &DataConfig, model_d: usize) -> Result<(), TrainError> {
             ..
         } if *train_per_class == 0 || *points == 0 => {
             bad("synthetic data needs train_per_class > 0 and points > 0".into())
+        }
+        DataConfig::Synthetic { warp, .. } if !(0.0..=0.95).contains(warp) => {
+            bad(format!("synthetic warp must be in [0, 0.95], got {warp}"))
         }
         DataConfig::SyntheticNd { d, .. } if *d != model_d => {
             bad(format!("data dimension {d} != model dimension {model_d}"))

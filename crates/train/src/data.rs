@@ -41,11 +41,13 @@ pub fn open_data(cfg: &DataConfig) -> Result<Splits, TrainError> {
             test_per_class,
             points,
             seed,
+            warp,
         } => {
             let make = |n: usize, seed: u64| Synthetic {
                 shapes_per_class: n,
                 points: *points,
                 noise: 0.0,
+                warp: *warp,
                 seed,
             };
             Splits {

@@ -15,7 +15,7 @@
 //! use tf_train::{evaluate, train, EvalConfig, Run, RunConfig, Session};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let data = Synthetic { shapes_per_class: 1, points: 64, noise: 0.0, seed: 0 };
+//! let data = Synthetic { shapes_per_class: 1, points: 64, noise: 0.0, warp: 0.0, seed: 0 };
 //! let shapes = Arc::new(InMemory::collect(&SyntheticSplit(data, Split::Train))?);
 //! let mut config = RunConfig::preset("dgcnn-normals", 3)?;
 //! config.train.epochs = 1;

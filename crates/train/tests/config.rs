@@ -47,6 +47,7 @@ fn layers_merge_in_order_and_bad_configs_are_refused() {
     assert!(bad("[train]\naugment = \"spin\"\n").contains("spin"));
     assert!(bad("[data]\nkind = \"synthetic-nd\"\nd = 4\ntrain_per_class = 1\ntest_per_class = 1\npoints = 10\nseed = 0\n").contains("dimension"));
     assert!(bad("[train\n").contains("TOML") || !bad("[train\n").is_empty());
+    assert!(bad("[data]\nkind = \"synthetic\"\ntrain_per_class = 1\ntest_per_class = 1\npoints = 10\nseed = 0\nwarp = 1.5\n").contains("warp"));
     let missing = RunConfig::load(
         base.clone(),
         Some(&dir.path().join("nope.toml")),
@@ -57,6 +58,9 @@ fn layers_merge_in_order_and_bad_configs_are_refused() {
         DataConfig::default(),
         DataConfig::Synthetic { .. }
     ));
+    // An unwarped set saves without the key, so the hashes of existing runs stay the same.
+    let saved = serde_json::to_string(&DataConfig::default()).unwrap();
+    assert!(!saved.contains("warp"), "{saved}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn run(dir: &std::path::Path, preset: &str) -> Run {
         shapes_per_class: 1,
         points: 96,
         noise: 0.0,
+        warp: 0.0,
         seed: 5,
     };
     let train_set =

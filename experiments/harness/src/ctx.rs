@@ -309,6 +309,7 @@ impl Ctx {
                 test_per_class,
                 points,
                 seed: 0,
+                warp: 0.0,
             }
         } else {
             // Three classes instead of ten: more shapes per class for the same budget.
@@ -679,11 +680,11 @@ impl Ctx {
         data: &DataConfig,
         limit: Option<usize>,
     ) -> Result<Evaluated> {
-        self.evaluate_row_with(label, model, data, limit, None)
+        self.evaluate_row_with(label, model, data, limit, None, None)
     }
 
     /// [`evaluate_row`](Self::evaluate_row) with another number of epochs (a cap in standard
-    /// mode).
+    /// mode), and optionally one learning rate instead of the mode's sweep.
     pub fn evaluate_row_with(
         &mut self,
         label: &str,
@@ -691,6 +692,7 @@ impl Ctx {
         data: &DataConfig,
         limit: Option<usize>,
         epochs: Option<usize>,
+        lr: Option<f64>,
     ) -> Result<Evaluated> {
         let chance = match model.head() {
             HeadConfig::Normals => ("abs_cos", crate::verdict::chance_abs_cos(model.d())),
@@ -713,7 +715,9 @@ impl Ctx {
         );
         let default_lr = self.train_config().lr;
         let standard = self.mode == Mode::Standard;
-        let lrs: Vec<f64> = if standard || (baseline && self.mode != Mode::Smoke) {
+        let lrs: Vec<f64> = if let Some(lr) = lr {
+            vec![lr]
+        } else if standard || (baseline && self.mode != Mode::Smoke) {
             if standard {
                 LR_GRID.to_vec()
             } else {

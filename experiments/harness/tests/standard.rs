@@ -19,6 +19,7 @@ fn standard_runs_write_summaries_that_reruns_reuse() {
         test_per_class: 1,
         points: 96,
         seed: 3,
+        warp: 0.0,
     };
     let train = |ctx: &mut Ctx, lr: f64| {
         let model = ctx

@@ -29,6 +29,9 @@ struct Cli {
     /// With `--evaluate`: one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Training runs at a time (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
                 println!("{} systems of {}: test MSE {mse:.6}", n, folder.display());
             }
         }),
-        _ => tf_experiments::run(&nbody::NBody, &cli.args).map(|_| ()),
+        _ => tf_experiments::run(&nbody::NBody { jobs: cli.jobs }, &cli.args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

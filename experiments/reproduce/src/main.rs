@@ -33,7 +33,7 @@ fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(t3_classification::T3),
         Box::new(f4_data_efficiency::F4),
         Box::new(normals_nd::NormalsNd),
-        Box::new(nbody::NBody),
+        Box::new(nbody::NBody::default()),
     ]
 }
 

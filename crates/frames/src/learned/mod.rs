@@ -42,6 +42,10 @@ pub struct LearnedFramesConfig {
     pub cutoff: f64,
     /// O(d) (default) or SO(d).
     pub handedness: Handedness,
+    /// Number `C` of equivariant node vectors (a particle's velocity, say) that
+    /// [`LearnedFrames::build_with_vectors`] adds to the candidates: `v_{i,k} += sum_c
+    /// psi_k(s_i, rbf(|u_{i,c}|)) u_{i,c}` (0 for none).
+    pub n_vectors: usize,
 }
 
 impl LearnedFramesConfig {
@@ -54,6 +58,7 @@ impl LearnedFramesConfig {
             n_rbf: 16,
             cutoff,
             handedness: Handedness::Orthogonal,
+            n_vectors: 0,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct LearnedFrames {
     cfg: LearnedFramesConfig,
     lin1: Linear,
     lin2: Linear,
+    /// `psi` of the node vectors (`psi.0`, `psi.1`), when `n_vectors > 0`.
+    psi: Option<(Linear, Linear)>,
 }
 
 impl LearnedFrames {
@@ -80,7 +87,20 @@ impl LearnedFrames {
         let in_dim = 2 * cfg.n_scalars + cfg.n_rbf;
         let lin1 = candle_nn::linear(in_dim, cfg.hidden, vb.pp("phi.0"))?;
         let lin2 = candle_nn::linear(cfg.hidden, cfg.d, vb.pp("phi.1"))?;
-        Ok(Self { cfg, lin1, lin2 })
+        let psi = if cfg.n_vectors > 0 {
+            Some((
+                candle_nn::linear(cfg.n_scalars + cfg.n_rbf, cfg.hidden, vb.pp("psi.0"))?,
+                candle_nn::linear(cfg.hidden, cfg.d, vb.pp("psi.1"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            cfg,
+            lin1,
+            lin2,
+            psi,
+        })
     }
 
     /// The configuration.
@@ -171,8 +191,55 @@ impl LearnedFrames {
     }
 }
 
-impl FrameBuilder for LearnedFrames {
-    fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
+impl LearnedFrames {
+    /// `sum_c psi_k(s_i, rbf(|u_{i,c}|)) u_{i,c}` as `(N, d, d)` for node vectors `(N, C, d)`:
+    /// invariant weights times equivariant vectors, so the sum is equivariant.
+    fn node_vector_terms(&self, vectors: &Tensor, scalars: Option<&Tensor>) -> Result<Tensor> {
+        use candle_nn::Module;
+        let Some((l1, l2)) = &self.psi else {
+            bail!("these learned frames were built without node vectors (n_vectors = 0)");
+        };
+        let d = self.cfg.d;
+        let (n, c, dv) = vectors.dims3()?;
+        if c != self.cfg.n_vectors || dv != d {
+            bail!(
+                "node vectors must be (N, {}, {d}), got {:?}",
+                self.cfg.n_vectors,
+                vectors.dims()
+            );
+        }
+        let len = (vectors.sqr()?.sum_keepdim(2)? + 1e-24)?
+            .sqrt()?
+            .reshape((n * c, 1))?;
+        let mut inputs = vec![self.rbf(&len)?];
+        if let Some(s) = scalars {
+            let s = s
+                .unsqueeze(1)?
+                .broadcast_as((n, c, self.cfg.n_scalars))?
+                .reshape((n * c, self.cfg.n_scalars))?;
+            inputs.insert(0, s);
+        }
+        let w = l2.forward(&l1.forward(&Tensor::cat(&inputs, 1)?)?.silu()?)?;
+        // (N, d, C) x (N, C, d): row k of node i is sum_c w_{i,c,k} u_{i,c}.
+        w.reshape((n, c, d))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .matmul(&vectors.contiguous()?)
+    }
+
+    /// [`build`](FrameBuilder::build) with equivariant node vectors `(N, n_vectors, d)` among
+    /// the learned candidates (see [`LearnedFramesConfig::n_vectors`]).
+    pub fn build_with_vectors(
+        &self,
+        input: &FrameInput,
+        vectors: Option<&Tensor>,
+    ) -> Result<LocalFrames> {
+        if self.cfg.n_vectors > 0 && vectors.is_none() {
+            bail!(
+                "learned frames expect {} node vectors per node",
+                self.cfg.n_vectors
+            );
+        }
         let (p, n, d) = check_positions(input.pos)?;
         if d != self.cfg.d {
             bail!(
@@ -226,7 +293,11 @@ impl FrameBuilder for LearnedFrames {
         } else {
             rows
         };
-        let learned = self.learned_vectors(&rows, edges.dst.clone(), pairs, n)?;
+        let mut learned = self.learned_vectors(&rows, edges.dst.clone(), pairs, n)?;
+        if let Some(u) = vectors {
+            learned = (learned
+                + self.node_vector_terms(u, input.scalars.filter(|_| self.cfg.n_scalars > 0))?)?;
+        }
         let k = 2 * d;
         let fallback = edges.slot_vectors(input.pos, &edges.nearest(&p, d, k), k)?;
         // Last equivariant resort: the offset to the graph's centroid. A flat patch (a box
@@ -239,6 +310,12 @@ impl FrameBuilder for LearnedFrames {
         opts.handedness = self.cfg.handedness;
         let (frames, degenerate) = orthonormalize(&candidates, &opts)?;
         LocalFrames::new(frames, degenerate.iter().filter(|&&x| x).count())
+    }
+}
+
+impl FrameBuilder for LearnedFrames {
+    fn build(&self, input: &FrameInput) -> Result<LocalFrames> {
+        self.build_with_vectors(input, None)
     }
 
     fn is_equivariant(&self) -> bool {

@@ -276,6 +276,7 @@ pub(crate) fn run(cmd: Command) -> Result<()> {
                 shapes_per_class,
                 points,
                 noise,
+                warp: 0.0,
                 seed,
             };
             let train: Vec<_> = (0..d.len()).map(|i| d.shape(Split::Train, i)).collect();

@@ -41,6 +41,17 @@ pub(crate) struct Args {
     /// from it are flipped; directions are unchanged. For single scans from a known position.
     #[arg(long, value_delimiter = ',', num_args = 1)]
     viewpoint: Option<Vec<f64>>,
+    /// Neighbours of the first PCA scale of the model's input features (default: the
+    /// model's own, 8 for the bundled one, which it was trained with; the other scales use 2k
+    /// and 4k). More neighbours smooth noisy scans; fewer keep thin parts and sharp edges apart.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Clouds with more points than this take the orientation votes of the input features
+    /// (winding number and rays) on a fixed subsample of this many points, and every other
+    /// point follows a nearby sample on its own surface, so the time grows linearly with the
+    /// cloud. Smaller or equal clouds are unaffected.
+    #[arg(long, default_value_t = tensor_frames::normals::InputFeatures::VOTE_POINTS)]
+    vote_points: usize,
     /// No progress spinners and no status lines (errors still go to stderr).
     #[arg(long)]
     quiet: bool,
@@ -175,6 +186,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
         consensus: a.consensus,
         winding: a.winding,
         viewpoint: a.viewpoint.clone(),
+        k: a.k,
+        vote_points: a.vote_points,
     };
     let spin = stage(quiet, "input features, model and orientation");
     let (points, reference) = (&cloud.points, &cloud.normals);
