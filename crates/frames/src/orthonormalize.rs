@@ -51,6 +51,10 @@ pub struct Orthonormalize {
     pub primary: usize,
     /// O(d) or SO(d).
     pub handedness: Handedness,
+    /// The first `pivot` candidates are taken best first, not in order: each step picks the
+    /// one whose residual keeps the largest fraction of its norm (an invariant choice), while
+    /// that fraction is at least `rel_tol`; the rest follow in order. 0: all in order.
+    pub pivot: usize,
 }
 
 impl Orthonormalize {
@@ -61,6 +65,7 @@ impl Orthonormalize {
             abs_tol: 1e-9,
             primary,
             handedness: Handedness::Orthogonal,
+            pivot: 0,
         }
     }
 }
@@ -121,7 +126,35 @@ fn choose_node(
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
     basis.clear();
     let mut degen = false;
-    for c in 0..k {
+    let pivot = opts.pivot.min(k);
+    if pivot > 0 {
+        let mut used = vec![false; pivot];
+        while basis.len() < d {
+            let best = (0..pivot)
+                .filter(|&c| !used[c])
+                .filter_map(|c| {
+                    let v = &cands[c * d..(c + 1) * d];
+                    let nv = norm(v);
+                    if !(nv.is_finite() && nv > opts.abs_tol) {
+                        return None;
+                    }
+                    let r = residual(v, basis);
+                    let nr = norm(&r);
+                    Some((nr / nv, c, r, nr))
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+            match best {
+                Some((ratio, c, r, nr)) if ratio > opts.rel_tol => {
+                    used[c] = true;
+                    basis.push(r.iter().map(|x| x / nr).collect());
+                    row[basis.len() - 1] = c as u32;
+                }
+                _ => break,
+            }
+        }
+        degen = used.iter().take(opts.primary).any(|u| !u);
+    }
+    for c in pivot..k {
         if basis.len() == d {
             break;
         }

@@ -205,6 +205,48 @@ proptest! {
     }
 }
 
+/// High dimensions: learned frames stay equivariant to 1e-9 up to d = 32 (pivoted choice of
+/// candidates), and taken in order they do not (what pivoting is for).
+#[test]
+fn learned_frames_stay_exact_in_high_dimensions() {
+    for (d, seed) in [(12, 1u64), (20, 2), (32, 3)] {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let coords: Vec<f64> = (0..64 * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let pos = Tensor::from_vec(coords, (64, d), &Device::Cpu).unwrap();
+        let run = |pivot: bool| {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+            // A cutoff that spans the cloud, so every neighbour weighs in.
+            let mut cfg = LearnedFramesConfig::new(d, 2.0 * (d as f64).sqrt());
+            assert!(cfg.pivot, "pivoting is the default above d = 8");
+            cfg.pivot = pivot;
+            let b = LearnedFrames::new(cfg, vb).unwrap();
+            let mut worst: f64 = 0.0;
+            for t in Transform::pair(d, seed) {
+                let r = equivariance_error(
+                    &[(Kind::Positions, pos.clone())],
+                    &[Declared::new("frames", Kind::Frames)],
+                    frames_of(&b, 2 * d),
+                    &t,
+                )
+                .unwrap();
+                worst = worst.max(r.max_rel_error());
+            }
+            worst
+        };
+        let pivoted = run(true);
+        assert!(pivoted <= 1e-9, "d = {d}: relative error {pivoted:.2e}");
+        if d >= 20 {
+            let ordered = run(false);
+            assert!(
+                ordered > 1e-9,
+                "d = {d}: in order the error is only {ordered:.2e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn refinement_re_expresses_features_consistently() {
     // f' = rho(V) f must equal rho(V R) F: the refined features are the same global features.

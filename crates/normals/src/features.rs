@@ -302,7 +302,7 @@ impl InputFeatures {
     /// subsample of this many points, and every other point takes the sign of a nearby sample
     /// on its own surface: the votes stay linear in the number of points (see
     /// [`compute_with`](Self::compute_with)).
-    pub const VOTE_POINTS: usize = 100_000;
+    pub const VOTE_POINTS: usize = 50_000;
 
     /// The features of `points (n * d)`, row-major `(n, dim(d))`, votes capped at
     /// [`VOTE_POINTS`](Self::VOTE_POINTS).
