@@ -64,9 +64,13 @@ impl Experiment for NormalsNd {
             ));
         }
         report.verdict = verdicts.join("; ") + ".";
+        report.data = Some(format!(
+            "{}; {}",
+            ctx.describe_data(2),
+            ctx.describe_data(4)
+        ));
         report.notes = vec![
-            "Data: superellipsoid hypersurfaces (ellipsoids, rounded boxes, two-blob unions) with exact normals; see tf_datasets::SyntheticNd.".into(),
-            format!("Data sizes: {}; {}.", ctx.describe_data(2), ctx.describe_data(4)),
+            "The hypersurfaces: ellipsoids, rounded boxes and two-blob unions with exact normals; see tf_datasets::SyntheticNd.".into(),
         ];
         Ok(report)
     }
