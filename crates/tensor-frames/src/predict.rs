@@ -92,7 +92,20 @@ pub struct PredictOptions {
     /// At most this many points cast the orientation votes of the input features (see
     /// `tf_normals::InputFeatures::compute_with`); larger clouds vote on a subsample.
     pub vote_points: usize,
+    /// Where the prediction lies within this many degrees of the model's first input
+    /// estimate (the smallest-scale PCA normal), take that estimate's direction, signed as the
+    /// prediction (0: off). On dense, clean scans the PCA fit over a few nearby points is
+    /// more precise than a model that sees the cloud in groups of its training size; where
+    /// the two disagree more (edges, noise, thin parts) the prediction is kept. `None`:
+    /// [`SNAP_AUTO_DEGREES`] on clouds of more than [`SNAP_AUTO_POINTS`] points, off on
+    /// smaller ones (which the model sees at nearly full density).
+    pub snap_degrees: Option<f64>,
 }
+
+/// Clouds above this many points snap by default (see [`PredictOptions::snap_degrees`]).
+pub const SNAP_AUTO_POINTS: usize = 50_000;
+/// The default snapping angle of dense clouds, in degrees.
+pub const SNAP_AUTO_DEGREES: f64 = 5.0;
 
 impl Default for PredictOptions {
     fn default() -> Self {
@@ -107,6 +120,7 @@ impl Default for PredictOptions {
             viewpoint: None,
             k: None,
             vote_points: InputFeatures::VOTE_POINTS,
+            snap_degrees: None,
         }
     }
 }
@@ -236,6 +250,16 @@ pub fn predict(
     if bad > 0 {
         return Err(PredictError::NonFinite(bad));
     }
+    if let (Output::Normals(normals), Some((offset, _))) = (&mut out, spec.estimates()) {
+        let degrees = opts.snap_degrees.unwrap_or(if n > SNAP_AUTO_POINTS {
+            SNAP_AUTO_DEGREES
+        } else {
+            0.0
+        });
+        if degrees > 0.0 {
+            snap(normals, &features, fw, offset, d, degrees);
+        }
+    }
     let model_done = start.elapsed().as_secs_f64();
     let (mut consensus_flips, mut winding_flips, mut viewpoint_flips) = (0, None, None);
     if let Output::Normals(normals) = &mut out {
@@ -302,6 +326,33 @@ fn resign(features: &mut [f32], fw: usize, offset: usize, count: usize, normals:
             .sum();
         if dot < 0.0 {
             row[count..].iter_mut().for_each(|v| *v = -*v);
+        }
+    }
+}
+
+/// Replaces each normal of `normals (n * d)` that lies within `degrees` of the estimate at
+/// column `offset` of its feature row (`fw` wide) by that estimate's direction, signed as the
+/// normal (see [`PredictOptions::snap_degrees`]). Invariant (an angle and a sign), so
+/// equivariance is kept; zero estimates are skipped.
+pub fn snap(
+    normals: &mut [f64],
+    features: &[f32],
+    fw: usize,
+    offset: usize,
+    d: usize,
+    degrees: f64,
+) {
+    let limit = degrees.to_radians().cos();
+    for (n, f) in normals.chunks_mut(d).zip(features.chunks(fw)) {
+        let e: Vec<f64> = f[offset..offset + d].iter().map(|&x| x as f64).collect();
+        let ne = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if ne == 0.0 {
+            continue;
+        }
+        let dot: f64 = n.iter().zip(&e).map(|(a, b)| a * b).sum::<f64>() / ne;
+        if dot.abs() >= limit {
+            let sign = if dot < 0.0 { -1.0 } else { 1.0 };
+            n.iter_mut().zip(&e).for_each(|(a, b)| *a = sign * b / ne);
         }
     }
 }

@@ -759,3 +759,26 @@ fn neighbourhood_size_and_vote_cap_are_options() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("neighbours"));
 }
+
+/// Snapping: a prediction within the angle of the PCA estimate takes its direction (with the
+/// prediction's sign); one beyond it is kept; a zero estimate is skipped.
+#[test]
+fn snapping_takes_the_estimate_only_within_the_angle() {
+    use tensor_frames::predict::snap;
+    // Feature rows: one scalar, then the estimate.
+    let features: Vec<f32> = vec![0.5, 0.0, 0.0, 2.0, 0.5, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0];
+    let tilt = |deg: f64| {
+        let r = deg.to_radians();
+        [r.sin(), 0.0, -r.cos()]
+    };
+    let mut normals: Vec<f64> = [tilt(3.0), tilt(20.0), tilt(3.0)].concat();
+    let before = normals.clone();
+    snap(&mut normals, &features, 4, 1, 3, 5.0);
+    assert_eq!(
+        &normals[0..3],
+        &[0.0, 0.0, -1.0],
+        "within 5 degrees: the estimate, sign kept"
+    );
+    assert_eq!(&normals[3..6], &before[3..6], "20 degrees off: kept");
+    assert_eq!(&normals[6..9], &before[6..9], "zero estimate: kept");
+}

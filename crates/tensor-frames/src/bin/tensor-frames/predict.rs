@@ -52,6 +52,13 @@ pub(crate) struct Args {
     /// cloud. Smaller or equal clouds are unaffected.
     #[arg(long, default_value_t = tensor_frames::normals::InputFeatures::VOTE_POINTS)]
     vote_points: usize,
+    /// Where the prediction lies within this many degrees of the smallest-scale PCA normal,
+    /// take the PCA direction (signed as the prediction): more precise on dense, clean scans,
+    /// where PCA over a few nearby points is nearly exact, while edges, noise and thin parts
+    /// keep the model's. Default: 5 on clouds of more than 50,000 points, off on smaller ones;
+    /// 0 turns it off.
+    #[arg(long)]
+    snap: Option<f64>,
     /// No progress spinners and no status lines (errors still go to stderr).
     #[arg(long)]
     quiet: bool,
@@ -188,6 +195,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         viewpoint: a.viewpoint.clone(),
         k: a.k,
         vote_points: a.vote_points,
+        snap_degrees: a.snap,
     };
     let spin = stage(quiet, "input features, model and orientation");
     let (points, reference) = (&cloud.points, &cloud.normals);
