@@ -264,6 +264,30 @@ impl Fit<'_> {
 mod tests {
     use super::*;
 
+    /// Large clouds are fitted in Morton order and put back: the same fits as in input order.
+    #[test]
+    fn morton_order_gives_the_same_fits() {
+        let n = LOCALITY_MIN + 1000;
+        let pts = tf_testing::strategies::PointCloud::sphere(n).coords;
+        let sorted = pca_fit_scales(&pts, 3, &[8, 16], true).unwrap();
+        let plain = fit_scales(&pts, 3, &[8, 16], true).unwrap();
+        let order = morton_order(&pts, 3);
+        let mut seen = vec![false; n];
+        order.iter().for_each(|&i| seen[i as usize] = true);
+        assert!(seen.iter().all(|&s| s), "a permutation");
+        for (a, b) in sorted.iter().zip(&plain) {
+            let worst = |x: &[f64], y: &[f64]| {
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0f64, f64::max)
+            };
+            assert!(worst(&a.normals, &b.normals) < 1e-9);
+            assert!(worst(&a.variation, &b.variation) < 1e-9);
+            assert!(worst(&a.offset, &b.offset) < 1e-9);
+        }
+    }
+
     #[test]
     fn sphere_normals_are_radial_and_outward() {
         // A Fibonacci sphere: PCA normals match the exact ones closely.
