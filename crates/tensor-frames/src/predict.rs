@@ -251,6 +251,13 @@ pub fn predict(
         return Err(PredictError::NonFinite(bad));
     }
     if let (Output::Normals(normals), Some((offset, _))) = (&mut out, spec.estimates()) {
+        if let Some(a) = opts.snap_degrees {
+            if !(0.0..90.0).contains(&a) {
+                return bad_input(format!(
+                    "--snap must be an angle in degrees from 0 to below 90, got {a}"
+                ));
+            }
+        }
         let degrees = opts.snap_degrees.unwrap_or(if n > SNAP_AUTO_POINTS {
             SNAP_AUTO_DEGREES
         } else {

@@ -755,6 +755,11 @@ fn neighbourhood_size_and_vote_cap_are_options() {
         .filter(|(p, n)| p[0] * n[0] + p[1] * n[1] + p[2] * n[2] > 0.0)
         .count();
     assert!(outward >= 594, "{outward} of 600 outward");
+    for bad in ["--snap=-1", "--snap=90", "--snap=nan"] {
+        let (o, _) = run(&[bad], "bad.xyz");
+        assert!(!o.status.success(), "--snap {bad} accepted");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--snap"));
+    }
     let (o, _) = run(&["--k", "1"], "bad.xyz");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("neighbours"));
