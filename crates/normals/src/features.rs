@@ -405,8 +405,8 @@ impl InputFeatures {
 /// Where the orientation votes of a cloud are taken: every point, or a subsample of at most
 /// `cap` points with each other point's nearest sample on its own surface.
 struct VoteSample {
-    /// Sorted sample indices, and for every point the sample (an index into them) it follows;
-    /// `None` when every point votes.
+    /// Sorted sample indices, and for every point its candidate samples (indices into them,
+    /// [`CANDIDATES`](Self::CANDIDATES) per point); `None` when every point votes.
     sample: Option<(Vec<usize>, Vec<usize>)>,
 }
 
@@ -439,29 +439,30 @@ impl VoteSample {
             .to_dtype(candle_core::DType::U32)?;
         let s = edges.get(0)?.to_vec1::<u32>()?;
         let q = edges.get(1)?.to_vec1::<u32>()?;
-        let mut candidates: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // Each point's candidates with a fixed stride, nearest first (the edges come grouped
+        // by query); a short row repeats its last. Which one a point follows needs its normal's
+        // direction, known only after the PCA fit.
+        let k = Self::CANDIDATES;
+        let mut flat = vec![usize::MAX; n * k];
+        let mut filled = vec![0usize; n];
         for (&s, &q) in s.iter().zip(&q) {
-            candidates[q as usize].push(s as usize);
+            let q = q as usize;
+            if filled[q] < k {
+                flat[q * k + filled[q]] = s as usize;
+                filled[q] += 1;
+            }
+        }
+        for (row, &f) in flat.chunks_mut(k).zip(&filled) {
+            let last = if f > 0 { row[f - 1] } else { 0 };
+            row[f..].iter_mut().for_each(|c| *c = last);
         }
         // A sample follows itself.
         for (pos, &i) in idx.iter().enumerate() {
-            candidates[i] = vec![pos];
+            flat[i * k..(i + 1) * k].fill(pos);
         }
         Ok(Self {
-            sample: Some((idx, Self::flatten(candidates))),
+            sample: Some((idx, flat)),
         })
-    }
-
-    /// Candidates per point with a fixed stride (shorter lists repeat their last). Which one a
-    /// point follows needs its normal's direction, known only after the PCA fit.
-    fn flatten(candidates: Vec<Vec<usize>>) -> Vec<usize> {
-        let k = Self::CANDIDATES;
-        let mut flat = Vec::with_capacity(candidates.len() * k);
-        for c in candidates {
-            let last = c.last().copied().unwrap_or(0);
-            flat.extend((0..k).map(|j| c.get(j).copied().unwrap_or(last)));
-        }
-        flat
     }
 
     /// For each point, the sample it follows: among its candidates, the one nearest in the
