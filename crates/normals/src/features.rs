@@ -351,7 +351,7 @@ impl InputFeatures {
                 let mut clock = Stages::start(n);
                 let mut fits = pca_fit_scales(points, d, &ks, offset)?;
                 clock.done("pca");
-                let sample = VoteSample::new(points, d, vote_points)?;
+                let sample = VoteSample::new(points, &fits[0].normals, d, vote_points)?;
                 sample.sign(points, &mut fits[0].normals, d, orient)?;
                 clock.done("winding and rays");
                 // Measured on the final signs, so every field judges the same orientation.
@@ -403,106 +403,82 @@ impl InputFeatures {
 }
 
 /// Where the orientation votes of a cloud are taken: every point, or a subsample of at most
-/// `cap` points with each other point's nearest sample on its own surface.
+/// `cap` points that every other point follows.
 struct VoteSample {
-    /// Sorted sample indices, and for every point its candidate samples (indices into them,
-    /// [`CANDIDATES`](Self::CANDIDATES) per point); `None` when every point votes.
+    /// Sorted sample indices, and for every point the sample (an index into them) it follows;
+    /// `None` when every point votes.
     sample: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl VoteSample {
     /// Seed of the subsample: a fixed choice of indices, the same in every pose.
     const SEED: u64 = 0x766f_7465;
-    /// Samples among which each point chooses the one to follow.
+    /// Nearest samples among which each point chooses the one to follow.
     const CANDIDATES: usize = 8;
 
-    fn new(points: &[f64], d: usize, cap: usize) -> Result<Self> {
+    /// The subsample of a cloud whose PCA normals (directions; their signs do not matter)
+    /// are `normals`. Each point follows, among its [`CANDIDATES`](Self::CANDIDATES) nearest
+    /// samples, the one nearest in the metric `|delta|^2 + 4 (delta . n)^2`, which prefers
+    /// samples in the point's tangent plane (its own face of a thin wall); a sample follows
+    /// itself. Invariant: distances and dot products only.
+    fn new(points: &[f64], normals: &[f64], d: usize, cap: usize) -> Result<Self> {
         use rand::seq::index::sample;
         use rand::SeedableRng;
-        use tf_graphs::knn_neighbors;
+        use rayon::prelude::*;
+        let k = Self::CANDIDATES;
         let n = points.len() / d.max(1);
-        if n <= cap.max(Self::CANDIDATES) {
+        if n <= cap.max(k) {
             return Ok(Self { sample: None });
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(Self::SEED);
-        let mut idx = sample(&mut rng, n, cap.max(Self::CANDIDATES)).into_vec();
+        let mut idx = sample(&mut rng, n, cap.max(k)).into_vec();
         idx.sort_unstable();
-        let gather = |v: &[f64]| -> Vec<f64> {
-            idx.iter()
-                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
-                .collect()
-        };
         let dev = candle_core::Device::Cpu;
-        let src = candle_core::Tensor::from_vec(gather(points), (idx.len(), d), &dev)?;
+        let src = candle_core::Tensor::from_vec(rows(points, &idx, d), (idx.len(), d), &dev)?;
         let all = candle_core::Tensor::from_slice(points, (n, d), &dev)?;
-        let edges = knn_neighbors(&src, None, &all, None, Self::CANDIDATES)?
+        let edges = tf_graphs::knn_neighbors(&src, None, &all, None, k)?
             .to_dtype(candle_core::DType::U32)?;
-        let s = edges.get(0)?.to_vec1::<u32>()?;
-        let q = edges.get(1)?.to_vec1::<u32>()?;
-        // Each point's candidates with a fixed stride, nearest first (the edges come grouped
-        // by query); a short row repeats its last. Which one a point follows needs its normal's
-        // direction, known only after the PCA fit.
-        let k = Self::CANDIDATES;
-        let mut flat = vec![usize::MAX; n * k];
-        let mut filled = vec![0usize; n];
-        for (&s, &q) in s.iter().zip(&q) {
-            let q = q as usize;
-            if filled[q] < k {
-                flat[q * k + filled[q]] = s as usize;
-                filled[q] += 1;
-            }
+        let (s, q) = (
+            edges.get(0)?.to_vec1::<u32>()?,
+            edges.get(1)?.to_vec1::<u32>()?,
+        );
+        // The edges come grouped by query: each query's candidates are one contiguous run.
+        let mut starts = vec![0usize; n + 1];
+        q.iter().for_each(|&q| starts[q as usize + 1] += 1);
+        for i in 0..n {
+            starts[i + 1] += starts[i];
         }
-        for (row, &f) in flat.chunks_mut(k).zip(&filled) {
-            let last = if f > 0 { row[f - 1] } else { 0 };
-            row[f..].iter_mut().for_each(|c| *c = last);
-        }
-        // A sample follows itself.
-        for (pos, &i) in idx.iter().enumerate() {
-            flat[i * k..(i + 1) * k].fill(pos);
-        }
-        Ok(Self {
-            sample: Some((idx, flat)),
-        })
-    }
-
-    /// For each point, the sample it follows: among its candidates, the one nearest in the
-    /// metric `|delta|^2 + 4 (delta . n)^2`, which prefers samples in the point's tangent
-    /// plane (its own face of a thin wall). Invariant: distances and dot products only.
-    fn followed(
-        &self,
-        idx: &[usize],
-        flat: &[usize],
-        points: &[f64],
-        normals: &[f64],
-        d: usize,
-    ) -> Vec<usize> {
-        use rayon::prelude::*;
-        let k = Self::CANDIDATES;
-        flat.par_chunks(k)
-            .enumerate()
-            .map(|(i, cand)| {
-                let p = &points[i * d..(i + 1) * d];
-                let n = &normals[i * d..(i + 1) * d];
+        let mut follow: Vec<usize> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let (p, nrm) = (&points[i * d..(i + 1) * d], &normals[i * d..(i + 1) * d]);
                 let cost = |c: usize| {
-                    let q = &points[idx[c] * d..(idx[c] + 1) * d];
+                    let x = &points[idx[c] * d..(idx[c] + 1) * d];
                     let (mut r2, mut along) = (0.0, 0.0);
                     for a in 0..d {
-                        let delta = q[a] - p[a];
+                        let delta = x[a] - p[a];
                         r2 += delta * delta;
-                        along += delta * n[a];
+                        along += delta * nrm[a];
                     }
                     r2 + 4.0 * along * along
                 };
-                cand.iter()
-                    .copied()
+                s[starts[i]..starts[i + 1]]
+                    .iter()
+                    .map(|&c| c as usize)
                     .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
                     .unwrap_or(0)
             })
-            .collect()
+            .collect();
+        for (pos, &i) in idx.iter().enumerate() {
+            follow[i] = pos;
+        }
+        Ok(Self {
+            sample: Some((idx, follow)),
+        })
     }
 
     /// Signs `normals` by the winding passes and rays of `orient`, on the sample if there is
-    /// one.
+    /// one: every point then agrees in sign with the sample it follows.
     fn sign(
         &self,
         points: &[f64],
@@ -524,24 +500,12 @@ impl VoteSample {
             }
             Ok(())
         };
-        let Some((idx, flat)) = &self.sample else {
+        let Some((idx, follow)) = &self.sample else {
             return vote(points, normals);
         };
-        let gather = |v: &[f64]| -> Vec<f64> {
-            idx.iter()
-                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
-                .collect()
-        };
-        let sp = gather(points);
-        let mut sn = gather(normals);
-        vote(&sp, &mut sn)?;
-        let follow = self.followed(idx, flat, points, normals, d);
-        for (i, &c) in follow.iter().enumerate() {
-            let (n, s) = (&mut normals[i * d..(i + 1) * d], &sn[c * d..(c + 1) * d]);
-            if n.iter().zip(s).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
-                n.iter_mut().for_each(|v| *v = -*v);
-            }
-        }
+        let mut voted = rows(normals, idx, d);
+        vote(&rows(points, idx, d), &mut voted)?;
+        align(normals, &rows(&voted, follow, d), d);
         Ok(())
     }
 
@@ -550,24 +514,18 @@ impl VoteSample {
     /// score is odd in the normal's sign).
     fn scores(&self, points: &[f64], normals: &[f64], d: usize) -> Result<Vec<f64>> {
         let rays = VisibilityOrientation::default();
-        let Some((idx, flat)) = &self.sample else {
+        let Some((idx, follow)) = &self.sample else {
             return visibility_scores(points, normals, d, &rays);
         };
-        let gather = |v: &[f64]| -> Vec<f64> {
-            idx.iter()
-                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
-                .collect()
-        };
-        let (sp, sn) = (gather(points), gather(normals));
-        let seen = visibility_scores(&sp, &sn, d, &rays)?;
-        let follow = self.followed(idx, flat, points, normals, d);
+        let sampled = rows(normals, idx, d);
+        let seen = visibility_scores(&rows(points, idx, d), &sampled, d, &rays)?;
         Ok(follow
             .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                let dot: f64 = normals[i * d..(i + 1) * d]
+            .zip(normals.chunks(d))
+            .map(|(&c, n)| {
+                let dot: f64 = n
                     .iter()
-                    .zip(&sn[c * d..(c + 1) * d])
+                    .zip(&sampled[c * d..(c + 1) * d])
                     .map(|(a, b)| a * b)
                     .sum();
                 if dot < 0.0 {
@@ -578,6 +536,13 @@ impl VoteSample {
             })
             .collect())
     }
+}
+
+/// Rows `idx` of the row-major `(_, d)` array `v`, in that order.
+fn rows(v: &[f64], idx: &[usize], d: usize) -> Vec<f64> {
+    idx.iter()
+        .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+        .collect()
 }
 
 /// Debug-level timings of the feature stages (`RUST_LOG=tf_normals=debug`): where a dense
