@@ -40,7 +40,8 @@ pub struct Args {
     pub seeds: Option<usize>,
     /// Where the tables go (default: `papers/tensor-frames/results` in standard mode,
     /// `papers/tensor-frames/results/quick` and `.../smoke` otherwise, so a quick run never
-    /// overwrites the standard tables).
+    /// overwrites the standard tables; with `--data <folder>`, a subfolder named after the
+    /// data folder, so real-data tables never overwrite the synthetic ones).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Where training runs (checkpoints, metrics) go; finished runs are reused.
@@ -89,16 +90,33 @@ impl Args {
         }
     }
 
-    /// Where the tables go: `--out`, or the mode's own folder.
+    /// Where the tables go: `--out`, or the mode's own folder (under it, one folder per
+    /// `--data` folder, named after it).
     pub fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
             let root = PathBuf::from("papers/tensor-frames/results");
-            match self.mode() {
+            let mode = match self.mode() {
                 Mode::Standard => root,
                 m => root.join(m.name()),
+            };
+            match self.data.as_deref().map(data_name) {
+                Some(name) => mode.join(name),
+                None => mode,
             }
         })
     }
+}
+
+/// The name of a data folder's tables folder: its last path component (`data/real/kicad-10`
+/// -> `kicad-10`), or `data` for a path without one (such as `/`).
+pub fn data_name(path: &Path) -> String {
+    path.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .next_back()
+        .unwrap_or_else(|| "data".into())
 }
 
 /// How much work a run does.
@@ -343,7 +361,23 @@ impl Ctx {
             }) => format!(
                 "synthetic hypersurfaces in d = {d} (3 classes, {train_per_class} train / {test_per_class} test per class, {points} points)"
             ),
-            Ok(DataConfig::Modelnet { path }) => format!("{} (ModelNet-normal layout)", path.display()),
+            Ok(DataConfig::Modelnet { path }) => match tf_datasets::ModelNetNormal::open(&path) {
+                Ok(m) => {
+                    let val = (0..m.train.len())
+                        .filter(|&i| tf_train::is_validation(i))
+                        .count();
+                    format!(
+                        "{} (ModelNet-normal layout; {} classes, {} training shapes of which every \
+                         tenth, {val}, is held out for validation, {} test shapes; the test split \
+                         is the one the folder was written with)",
+                        path.display(),
+                        m.classes.len(),
+                        m.train.len(),
+                        m.test.len()
+                    )
+                }
+                Err(e) => format!("{}: {e}", path.display()),
+            },
             Ok(other) => format!("{other:?}"),
             Err(e) => e.to_string(),
         }
@@ -945,4 +979,34 @@ fn test_model(
         &EvalConfig::from_run(config, rotated),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("reproduce").chain(flags.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn real_data_tables_get_their_own_folder() {
+        let root = Path::new("papers/tensor-frames/results");
+        assert_eq!(args(&["--standard"]).out_dir(), root);
+        assert_eq!(args(&["--quick"]).out_dir(), root.join("quick"));
+        assert_eq!(
+            args(&["--standard", "--data", "data/real/kicad-10/"]).out_dir(),
+            root.join("kicad-10")
+        );
+        assert_eq!(
+            args(&["--data", "data/real/kicad-10"]).out_dir(),
+            root.join("quick").join("kicad-10")
+        );
+        // An explicit --out wins.
+        assert_eq!(
+            args(&["--standard", "--data", "x", "--out", "elsewhere"]).out_dir(),
+            Path::new("elsewhere")
+        );
+        assert_eq!(data_name(Path::new("/")), "data");
+    }
 }

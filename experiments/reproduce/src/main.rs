@@ -106,6 +106,29 @@ fn main() -> ExitCode {
         "\nWall time of the tables' last runs, summed: {total:.0} s (elapsed now: {:.0} s).\n",
         start.elapsed().as_secs_f64()
     ));
+    // `--data` runs write their tables into a subfolder named after the data; the index of
+    // the synthetic tables points to theirs.
+    if cli.args.data.is_none() {
+        let mut others: Vec<String> = std::fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("summary.md").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !["quick", "smoke", "standard"].contains(&n.as_str()))
+            .collect();
+        others.sort();
+        if !others.is_empty() {
+            let links: Vec<String> = others
+                .iter()
+                .map(|n| format!("[{n}]({n}/summary.md)"))
+                .collect();
+            summary.push_str(&format!(
+                "\nThe same tables on other data (`--data`): {}.\n",
+                links.join(", ")
+            ));
+        }
+    }
     let path = out.join("summary.md");
     let tmp = path.with_extension("md.tmp");
     if let Err(e) = std::fs::write(&tmp, &summary).and_then(|_| std::fs::rename(&tmp, &path)) {
