@@ -217,19 +217,27 @@ impl Fit<'_> {
     /// the neighbourhood `nb` (indices, the point included).
     fn one(&self, i: usize, nb: &[usize], normal: &mut [f64], offset: Option<&mut [f64]>) -> f64 {
         let (points, d) = (self.points, self.d);
-        let mut mean = vec![0.0; d];
+        // Two d-vectors of scratch per fit, on the stack for point clouds (millions of fits).
+        let mut stack = [0.0f64; 16];
+        let mut heap = Vec::new();
+        let scratch: &mut [f64] = if d <= 8 {
+            &mut stack[..2 * d]
+        } else {
+            heap.resize(2 * d, 0.0);
+            &mut heap
+        };
+        let (mean, v) = scratch.split_at_mut(d);
         for &j in nb {
             for a in 0..d {
                 mean[a] += points[j * d + a] / nb.len() as f64;
             }
         }
         let mut c = Scatter::new(d);
-        let mut v = vec![0.0; d];
         for &j in nb {
             for a in 0..d {
                 v[a] = points[j * d + a] - mean[a];
             }
-            c.add(&v);
+            c.add(v);
         }
         let trace = c.trace();
         if trace <= (1e-12 * self.scale).powi(2) * nb.len() as f64 {
