@@ -15,6 +15,8 @@
 //!   used as it is (the local-canonicalisation prior work).
 //! - `delta_i = MLP_out(h_i)`, a vector in the node's frame, returned to global coordinates;
 //!   with `pairwise_head`, plus `mean_j c_ij (x_j - x_i) + c_i v_i` (EGNN's form of update).
+//! - With `frame_jitter`, training steps use `S_i R_i` with fresh random `S_i` (augmentation in
+//!   the local frames); evaluation uses `R_i`.
 //!
 //! With identity frames this is the plain GNN on relative positions and velocities; with one
 //! random frame per system, the plain GNN trained with rotation augmentation.
@@ -67,6 +69,14 @@ pub struct NBodyConfig {
     /// standard protocol (see the N-body table's notes).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pairwise_head: bool,
+    /// While training (see [`NBodyGnn::set_training`]), each particle's frame is
+    /// left-multiplied by a fresh Haar-random orthogonal matrix, `R_i -> S_i R_i`: local
+    /// coordinates, and with tensorial messages the transports `S_i R_i R_j^T S_j^T`, change from
+    /// step to step while staying consistent, so the network cannot memorise one frame's
+    /// coordinates (augmentation in the local frames). Evaluation uses the frames as predicted,
+    /// so the trained network stays exactly equivariant.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub frame_jitter: bool,
 }
 
 fn is_false(x: &bool) -> bool {
@@ -89,6 +99,7 @@ impl NBodyConfig {
             messages: Messages::Tensorial,
             frame_velocity: false,
             pairwise_head: false,
+            frame_jitter: false,
         }
     }
 
@@ -167,6 +178,8 @@ pub struct NBodyGnn {
     out_final: Linear,
     /// `c_ij` from messages and `c_i` from states, when `pairwise_head`.
     pair_head: Option<(Linear, Linear)>,
+    /// The draws of `frame_jitter` while training; `None` when evaluating.
+    jitter: std::sync::Mutex<Option<rand_chacha::ChaCha8Rng>>,
 }
 
 impl std::fmt::Debug for NBodyGnn {
@@ -239,7 +252,20 @@ impl NBodyGnn {
             frames,
             varmap,
             cfg,
+            jitter: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Training mode with the random stream `seed` (`Some`), or evaluation (`None`). Only
+    /// `frame_jitter` reads it; a trainer sets it per epoch so a resumed run draws the same.
+    pub fn set_training(&self, seed: Option<u64>) -> Result<()> {
+        use rand::SeedableRng;
+        let mut g = self
+            .jitter
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("jitter RNG poisoned".into()))?;
+        *g = seed.map(rand_chacha::ChaCha8Rng::seed_from_u64);
+        Ok(())
     }
 
     /// The configuration.
@@ -313,6 +339,28 @@ impl NBodyGnn {
             Frames::Other(f) => f.build(&frame_input)?,
         };
         let degenerate = frames.degenerate();
+        let frames = if self.cfg.frame_jitter {
+            let mut g = self
+                .jitter
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("jitter RNG poisoned".into()))?;
+            match g.as_mut() {
+                Some(rng) => {
+                    let s = tf_group::orthogonal::haar_orthogonal(
+                        n,
+                        d,
+                        false,
+                        rng,
+                        input.loc.dtype(),
+                        input.loc.device(),
+                    )?;
+                    frames.left_multiply(&s)?
+                }
+                None => frames,
+            }
+        } else {
+            frames
+        };
         let ctx = GraphContext::new(input.loc, input.edge_index, frames)?;
         let speed = (input.vel.sqr()?.sum_keepdim(1)? + 1e-24)?.sqrt()?;
         let local_v = ctx.node_to_local(input.vel, &self.rho_in)?;

@@ -32,7 +32,8 @@ fn network(d: usize, frames: FrameChoice, messages: Messages, seed: u64) -> NBod
     network_with(d, frames, messages, seed, false)
 }
 
-/// `options`: the velocity among the frame candidates and the pairwise head.
+/// `options`: the velocity among the frame candidates, the pairwise head and frame jitter
+/// (inactive here: the network is in evaluation mode unless `set_training` says otherwise).
 fn network_with(
     d: usize,
     frames: FrameChoice,
@@ -43,6 +44,7 @@ fn network_with(
     let mut cfg = NBodyConfig::new(d);
     cfg.frame_velocity = options;
     cfg.pairwise_head = options;
+    cfg.frame_jitter = options;
     cfg.frames.kind = frames;
     cfg.messages = messages;
     cfg.layers = 2;
@@ -114,7 +116,8 @@ proptest! {
     }
 
     /// The options tried on the standard protocol: the velocity among the learned frames'
-    /// candidates, and EGNN's form of position update beside the local head.
+    /// candidates, EGNN's form of position update beside the local head, and frame jitter
+    /// (which must leave evaluation exact).
     #[test]
     fn velocity_frames_and_the_pairwise_head_keep_equivariance(
         seed in strategies::seed(),
@@ -213,4 +216,44 @@ fn fully_connected_edges_stay_within_systems() {
         assert_ne!(s, r);
         assert_eq!(s / 3, r / 3);
     }
+}
+
+/// Frame jitter draws new local frames per training step, from the seed it is given, and
+/// leaves evaluation identical to the same network without it.
+#[test]
+fn frame_jitter_acts_only_while_training() {
+    let d = 3;
+    let jittered = network_with(d, FrameChoice::Learned, Messages::Tensorial, 4, true);
+    let mut cfg = jittered.config().clone();
+    cfg.frame_jitter = false;
+    let plain = NBodyGnn::new(cfg, DType::F64, &Device::Cpu, 4).expect("network");
+    reseed_varmap(plain.varmap(), 4, 0.5).expect("reseed");
+    let (loc, vel, q, edges, batch) = systems(d, 2, 4);
+    let run = |net: &NBodyGnn| -> Vec<f64> {
+        let (out, _) = net
+            .forward(&NBodyInput {
+                loc: &loc,
+                vel: &vel,
+                charges: &q,
+                edge_index: &edges,
+                batch: Some(&batch),
+            })
+            .expect("forward");
+        out.flatten_all().expect("flat").to_vec1().expect("vec")
+    };
+    let reference = run(&plain);
+    assert_eq!(run(&jittered), reference, "evaluation mode is unjittered");
+    jittered.set_training(Some(9)).expect("train mode");
+    let first = run(&jittered);
+    let gap = first
+        .iter()
+        .zip(&reference)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(gap > 1e-6, "training mode moves the frames (gap {gap:e})");
+    assert!(first.iter().all(|v| v.is_finite()));
+    assert_ne!(run(&jittered), first, "each step draws anew");
+    jittered.set_training(Some(9)).expect("train mode");
+    assert_eq!(run(&jittered), first, "the same seed draws the same");
+    jittered.set_training(None).expect("eval mode");
+    assert_eq!(run(&jittered), reference);
 }

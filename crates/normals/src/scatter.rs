@@ -140,7 +140,10 @@ mod tests {
             // Flat, elongated and round neighbourhoods, and repeated offsets.
             let flat = [1.0, 0.3, if case % 3 == 0 { 1e-3 } else { 0.7 }];
             for _ in 0..(4 + case % 30) {
-                let v: Vec<f64> = flat.iter().map(|s| s * rng.random_range(-1.0..1.0)).collect();
+                let v: Vec<f64> = flat
+                    .iter()
+                    .map(|s| s * rng.random_range(-1.0..1.0))
+                    .collect();
                 fast.add(&v);
                 general.add(&v);
             }

@@ -232,6 +232,7 @@ pub fn fit_for(
         // what an uninterrupted one would.
         let epoch_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
         net.frames().reseed(epoch_seed)?;
+        net.set_training(Some(epoch_seed))?;
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(epoch_seed));
         for idx in order.chunks(cfg.batch) {
@@ -251,6 +252,7 @@ pub fn fit_for(
         if state.epoch % cfg.eval_every == 0 || state.epoch == cfg.max_epochs {
             // Evaluation draws no training randomness; the random controls get a fixed stream.
             net.frames().reseed(u64::MAX - cfg.seed)?;
+            net.set_training(None)?;
             let valid = evaluate(&net, &splits.valid, dtype, eval_chunk)?;
             state.history.push(Point {
                 epoch: state.epoch,
