@@ -60,7 +60,9 @@ fn main() -> ExitCode {
             mode.name()
         ));
     }
-    summary.push_str("| table | mode | wall time | verdict |\n|---|---|---|---|\n");
+    summary.push_str(
+        "| table | mode | wall time | training time of its runs | verdict |\n|---|---|---|---|---|\n",
+    );
     let mut failed = false;
     let out = cli.args.out_dir();
     for exp in all
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
         if let Err(e) = tf_experiments::run(exp.as_ref(), &cli.args) {
             eprintln!("error in {}: {e:#}", exp.name());
             summary.push_str(&format!(
-                "| {} | {} | - | FAILED: {e} |\n",
+                "| {} | {} | - | - | FAILED: {e} |\n",
                 exp.title(),
                 mode.name()
             ));
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
     }
     // One line per table whose output is in the folder, from its JSON, so a run of some
     // tables (`--only`, or standard mode over several sittings) keeps the others' lines.
-    let mut total = 0.0;
+    let (mut total, mut total_training) = (0.0, 0.0);
     for exp in &all {
         let path = out.join(format!("{}.json", exp.name()));
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -89,13 +91,16 @@ fn main() -> ExitCode {
             continue;
         };
         let seconds = json["seconds"].as_f64().unwrap_or(0.0);
+        let training = json["train_seconds"].as_f64().unwrap_or(0.0);
         total += seconds;
+        total_training += training;
         summary.push_str(&format!(
-            "| [{}]({}.md) | {} | {:.0} s | {} |\n",
+            "| [{}]({}.md) | {} | {:.0} s | {} | {} |\n",
             exp.title(),
             exp.name(),
             json["mode"].as_str().unwrap_or("?"),
             seconds,
+            duration(training),
             json["report"]["verdict"]
                 .as_str()
                 .unwrap_or("")
@@ -103,8 +108,12 @@ fn main() -> ExitCode {
         ));
     }
     summary.push_str(&format!(
-        "\nWall time of the tables' last runs, summed: {total:.0} s (elapsed now: {:.0} s).\n",
-        start.elapsed().as_secs_f64()
+        "\nWall time of the tables' last runs, summed: {total:.0} s (elapsed now: {:.0} s). \
+         Training time of the runs behind the tables, summed per table: {} (a run shared by two \
+         tables counts in both; the wall time of each run's training, which bounds its CPU time \
+         from above when, as for the committed standard runs, it trained on one thread).\n",
+        start.elapsed().as_secs_f64(),
+        duration(total_training)
     ));
     // `--data` runs write their tables into a subfolder named after the data; the index of
     // the synthetic tables points to theirs.
@@ -140,5 +149,16 @@ fn main() -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `3725.0` -> `1.0 h`, `95.0` -> `2 min`, `4.0` -> `4 s`.
+fn duration(seconds: f64) -> String {
+    if seconds >= 3600.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else if seconds >= 60.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{seconds:.0} s")
     }
 }
