@@ -12,8 +12,8 @@ use tf_models::{FrameChoice, NBodyConfig};
 
 #[test]
 fn smoke_run_writes_the_table() -> anyhow::Result<()> {
-    // Linear + 4 trained rows + 10 published rows.
-    let (json, _dir) = tf_experiments::smoke_test(env!("CARGO_BIN_EXE_nbody"), "nbody", 15)?;
+    // Linear + 5 trained rows + 10 published rows.
+    let (json, _dir) = tf_experiments::smoke_test(env!("CARGO_BIN_EXE_nbody"), "nbody", 16)?;
     let rows = json["report"]["rows"]
         .as_array()
         .cloned()
