@@ -297,6 +297,17 @@ impl InMemory {
     pub fn truncated(&self, n: usize) -> Self {
         Self(self.0.iter().take(n).cloned().collect())
     }
+
+    /// The first `n` shapes (all if fewer), repeated in order until there are `len`: a subset
+    /// that trains with the whole set's epoch length, so sizes can share epochs, steps, the
+    /// validation schedule and patience.
+    pub fn truncated_repeated(&self, n: usize, len: usize) -> Self {
+        let first = &self.0[..n.min(self.0.len())];
+        if first.is_empty() {
+            return Self(Vec::new());
+        }
+        Self(first.iter().cycle().take(len.max(first.len())).cloned().collect())
+    }
 }
 
 impl ShapeSource for InMemory {
@@ -364,5 +375,31 @@ impl Iterator for Loader {
     type Item = Result<LabelledBatch, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.rx.recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(label: u32) -> Shape {
+        Shape {
+            d: 3,
+            points: vec![0.0; 3],
+            normals: vec![0.0, 0.0, 1.0],
+            label,
+            parts: None,
+        }
+    }
+
+    #[test]
+    fn a_repeated_subset_cycles_its_first_shapes_to_the_length() {
+        let set = InMemory((0..10).map(shape).collect());
+        let labels = |s: &InMemory| s.0.iter().map(|x| x.label).collect::<Vec<_>>();
+        assert_eq!(labels(&set.truncated_repeated(3, 7)), [0, 1, 2, 0, 1, 2, 0]);
+        // A subset longer than the length is kept whole; an empty one stays empty.
+        assert_eq!(labels(&set.truncated_repeated(5, 2)), [0, 1, 2, 3, 4]);
+        assert!(set.truncated_repeated(0, 7).0.is_empty());
+        assert_eq!(labels(&set.truncated_repeated(20, 10)), labels(&set));
     }
 }

@@ -447,14 +447,19 @@ impl Ctx {
         let data = config.data.clone();
         config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut splits = self.splits(&data)?;
+        // A subset of n shapes is repeated to the whole set's length: every size trains with
+        // the same epochs, steps, validation schedule and patience.
+        let full = splits.train.0.len();
         if let Some(n) = limit {
-            splits.train = std::sync::Arc::new(splits.train.truncated(n));
+            splits.train = std::sync::Arc::new(splits.train.truncated_repeated(n, full));
         }
         let key = format!(
             "g{}{}{}",
             tf_datasets::GENERATOR_VERSION,
             serde_json::to_string(&config)?,
-            limit.map(|n| format!("limit{n}")).unwrap_or_default()
+            limit
+                .map(|n| format!("limit{n}repeated{full}"))
+                .unwrap_or_default()
         );
         let dir = self
             .runs
@@ -817,7 +822,9 @@ impl Ctx {
             "v{SUMMARY_VERSION}g{}{}{}",
             tf_datasets::GENERATOR_VERSION,
             serde_json::to_string(&config)?,
-            limit.map(|n| format!("limit{n}")).unwrap_or_default()
+            limit
+                .map(|n| format!("limit{n}repeated"))
+                .unwrap_or_default()
         );
         let hash = format!("{:016x}", fnv(&key));
         let path = self.summaries.join(format!(
