@@ -76,7 +76,9 @@ data-real points="10000":
 
 # More of KiCad's 3D library for the standard-mode real-data tables: the first `per_class`
 # models of each of its 90 categories (all of them, about 6,200, with a large cap), converted
-# to data/real/kicad-<per_class>; then e.g.
-# `just reproduce-standard --only t1-normals,t3-classification,t4-ablation --data data/real/kicad-100`.
-data-kicad per_class="100" points="2048":
+# to data/real/kicad-<per_class>. The committed tables use 10 per class (685 shapes, what 2
+# cores train in a few sittings): `just data-kicad`, then
+# `just reproduce-standard --only t1-normals,t4-ablation,t3-classification --data data/real/kicad-10`
+# (tables in papers/tensor-frames/results/kicad-10/).
+data-kicad per_class="10" points="2048":
     KICAD_PER_CLASS={{per_class}} KICAD_POINTS={{points}} KICAD_OUT=data/real/kicad-{{per_class}} bash scripts/data-real.sh
