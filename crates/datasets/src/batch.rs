@@ -306,7 +306,14 @@ impl InMemory {
         if first.is_empty() {
             return Self(Vec::new());
         }
-        Self(first.iter().cycle().take(len.max(first.len())).cloned().collect())
+        Self(
+            first
+                .iter()
+                .cycle()
+                .take(len.max(first.len()))
+                .cloned()
+                .collect(),
+        )
     }
 }
 

@@ -96,8 +96,7 @@ impl Experiment for F4 {
                 } else {
                     format!("{label} n{n}")
                 };
-                let e =
-                    ctx.evaluate_row_with(&row_label, &model, &data, limit, None, lr)?;
+                let e = ctx.evaluate_row_with(&row_label, &model, &data, limit, None, lr)?;
                 if lr.is_none() {
                     lr = e.lrs.first().copied();
                 }
