@@ -11,8 +11,7 @@ pub struct F4;
 
 /// Fractions of the training set: 3, 10, 30 and 300 shapes in standard mode. Normal
 /// regression learns from every point of a shape, so the equivariant model's error levels off
-/// at a few dozen shapes (with 30, 75, 150 and 300 it was flat); the small sizes are where
-/// data efficiency shows.
+/// at a few dozen shapes; the small sizes are where data efficiency shows.
 pub const FRACTIONS: [f64; 4] = [0.01, 1.0 / 30.0, 0.1, 1.0];
 
 /// Strength of the random deformation of the synthetic shapes (see `tf_datasets::Warp`). The
@@ -96,7 +95,7 @@ impl Experiment for F4 {
                 } else {
                     format!("{label} n{n}")
                 };
-                let e = ctx.evaluate_row_with(&row_label, &model, &data, limit, None, lr)?;
+                let e = ctx.evaluate_row_with(&row_label, &model, &data, limit, lr)?;
                 if lr.is_none() {
                     lr = e.lrs.first().copied();
                 }

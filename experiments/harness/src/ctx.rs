@@ -719,18 +719,17 @@ impl Ctx {
         data: &DataConfig,
         limit: Option<usize>,
     ) -> Result<Evaluated> {
-        self.evaluate_row_with(label, model, data, limit, None, None)
+        self.evaluate_row_with(label, model, data, limit, None)
     }
 
-    /// [`evaluate_row`](Self::evaluate_row) with another number of epochs (a cap in standard
-    /// mode), and optionally one learning rate instead of the mode's sweep.
+    /// [`evaluate_row`](Self::evaluate_row), optionally with one learning rate instead of the
+    /// mode's sweep.
     pub fn evaluate_row_with(
         &mut self,
         label: &str,
         model: &ModelConfig,
         data: &DataConfig,
         limit: Option<usize>,
-        epochs: Option<usize>,
         lr: Option<f64>,
     ) -> Result<Evaluated> {
         let chance = match model.head() {
@@ -777,11 +776,6 @@ impl Ctx {
                 let mut t = self.train_config();
                 t.seed = seed;
                 t.lr = lr;
-                if let Some(e) = epochs {
-                    // The same patience in optimiser steps when the cap is scaled (F4).
-                    t.patience = (t.patience * e).div_ceil(t.epochs);
-                    t.epochs = e;
-                }
                 let config = RunConfig {
                     model: model.clone(),
                     train: t,

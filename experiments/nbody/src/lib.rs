@@ -517,44 +517,43 @@ impl Experiment for NBody {
                 tests.push((row, test));
             }
             let get = |r: Row| tests.iter().find(|(x, _)| *x == r).map(|(_, v)| v.clone());
-            if let (Some(tf), Some(plain)) = (get(Row::Tensorial), get(Row::Plain)) {
-                // Lower is better: the claim "tensorial < plain" is "-tensorial > -plain".
-                let neg = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<_>>();
-                let p = Paired::new(&neg(&tf), &neg(&plain), true, evidence);
-                verdicts.push(format!(
-                    "d = {d}: TF-GNN (tensorial) below the plain GNN: {}",
-                    p.describe()
-                ));
-                if let Some(sc) = get(Row::Scalar) {
-                    let p = Paired::new(&neg(&tf), &neg(&sc), true, evidence);
-                    verdicts.push(format!(
-                        "d = {d}: tensorial below scalar messages: {}",
-                        p.describe()
-                    ));
+            // Lower is better: the claim "a below b" is "-a > -b".
+            let neg = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<_>>();
+            for (a, b, claim) in [
+                (
+                    Row::Tensorial,
+                    Row::Plain,
+                    "TF-GNN (tensorial) below the plain GNN",
+                ),
+                (
+                    Row::Tensorial,
+                    Row::Scalar,
+                    "tensorial below scalar messages",
+                ),
+                (
+                    Row::Jittered,
+                    Row::Tensorial,
+                    "frame jitter below the same network without it",
+                ),
+                (
+                    Row::Jittered,
+                    Row::Augmented,
+                    "TF-GNN with frame jitter below GNN + augmentation",
+                ),
+            ] {
+                if let (Some(a), Some(b)) = (get(a), get(b)) {
+                    let p = Paired::new(&neg(&a), &neg(&b), true, evidence);
+                    verdicts.push(format!("d = {d}: {claim}: {}", p.describe()));
                 }
-                if d == 3 {
-                    for (row, name) in [
-                        (Row::Tensorial, "TF-GNN (tensorial)"),
-                        (Row::Jittered, "TF-GNN (tensorial, frame jitter)"),
-                        (Row::Augmented, "GNN + augmentation"),
-                    ] {
-                        if let Some(v) = get(row) {
-                            verdicts.push(below_egnn(name, &v, evidence));
-                        }
-                    }
-                }
-                if let Some(j) = get(Row::Jittered) {
-                    let p = Paired::new(&neg(&j), &neg(&tf), true, evidence);
-                    verdicts.push(format!(
-                        "d = {d}: frame jitter below the same network without it: {}",
-                        p.describe()
-                    ));
-                    if let Some(aug) = get(Row::Augmented) {
-                        let p = Paired::new(&neg(&j), &neg(&aug), true, evidence);
-                        verdicts.push(format!(
-                            "d = {d}: TF-GNN with frame jitter below GNN + augmentation: {}",
-                            p.describe()
-                        ));
+            }
+            if d == 3 {
+                for (row, name) in [
+                    (Row::Tensorial, "TF-GNN (tensorial)"),
+                    (Row::Jittered, "TF-GNN (tensorial, frame jitter)"),
+                    (Row::Augmented, "GNN + augmentation"),
+                ] {
+                    if let Some(v) = get(row) {
+                        verdicts.push(below_egnn(name, &v, evidence));
                     }
                 }
             }
