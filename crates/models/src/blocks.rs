@@ -8,6 +8,7 @@ use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
 use crate::config::HeadConfig;
+use crate::fused::{silu, Dense};
 use crate::io::Batch;
 
 /// Parses a rep string from a configuration, naming the field on error.
@@ -22,22 +23,22 @@ pub(crate) fn reps(field: &str, s: &str) -> Result<TensorReps> {
 /// `Linear -> SiLU -> Linear`: any MLP is allowed on local (invariant) features.
 #[derive(Debug, Clone)]
 pub(crate) struct Mlp {
-    a: Linear,
-    b: Linear,
+    a: Dense,
+    b: Dense,
 }
 
 impl Mlp {
     pub(crate) fn new(input: usize, hidden: usize, output: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            a: candle_nn::linear(input, hidden, vb.pp("0"))?,
-            b: candle_nn::linear(hidden, output, vb.pp("1"))?,
+            a: Dense::new(candle_nn::linear(input, hidden, vb.pp("0"))?),
+            b: Dense::new(candle_nn::linear(hidden, output, vb.pp("1"))?),
         })
     }
 }
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.b.forward(&self.a.forward(x)?.silu()?)
+        self.b.forward(&silu(&self.a.forward(x)?)?)
     }
 }
 

@@ -37,6 +37,7 @@ mod blocks;
 mod config;
 mod device;
 mod dgcnn;
+mod fused;
 mod init;
 mod io;
 mod model;

@@ -37,6 +37,7 @@ use tf_group::{RepAction, TensorReps};
 use tf_mp::{Aggregation, GraphContext, Messages};
 
 use crate::blocks::Mlp;
+use crate::fused::{silu, Dense};
 use crate::init::SeededInit;
 
 /// Configuration of [`NBodyGnn`].
@@ -174,8 +175,8 @@ pub struct NBodyGnn {
     rho_in: RepAction,
     embed: Mlp,
     rounds: Vec<Round>,
-    out_hidden: Linear,
-    out_final: Linear,
+    out_hidden: Dense,
+    out_final: Dense,
     /// `c_ij` from messages and `c_i` from states, when `pairwise_head`.
     pair_head: Option<(Linear, Linear)>,
     /// The draws of `frame_jitter` while training; `None` when evaluating.
@@ -229,13 +230,13 @@ impl NBodyGnn {
             rho_state: RepAction::new(&state, d)?,
             rho_in: RepAction::new(&TensorReps::vectors(1), d)?,
             embed: Mlp::new(2 + d, h, r, vb.pp("embed"))?,
-            out_hidden: candle_nn::linear(r, h, vb.pp("out.0"))?,
+            out_hidden: Dense::new(candle_nn::linear(r, h, vb.pp("out.0"))?),
             // Zero-initialised: an untrained network predicts "no motion", and the first steps
             // do not have to undo a random displacement of the size of the hidden state.
-            out_final: Linear::new(
+            out_final: Dense::new(Linear::new(
                 vb.get_with_hints((d, h), "out.1.weight", Init::Const(0.0))?,
                 Some(vb.get_with_hints(d, "out.1.bias", Init::Const(0.0))?),
-            ),
+            )),
             pair_head: if cfg.pairwise_head {
                 // Zero-initialised like the local head.
                 let zero = |name: &str, width: usize| -> Result<Linear> {
@@ -381,14 +382,14 @@ impl NBodyGnn {
                 ],
                 1,
             )?;
-            let m = round.edge.forward(&e)?.silu()?;
+            let m = silu(&round.edge.forward(&e)?)?;
             let agg = ctx.aggregate(&m, Aggregation::Mean)?;
             h = (&h + round.node.forward(&Tensor::cat(&[&h, &agg], 1)?)?)?;
             last = Some(m);
         }
         let local = self
             .out_final
-            .forward(&self.out_hidden.forward(&h)?.silu()?)?;
+            .forward(&silu(&self.out_hidden.forward(&h)?)?)?;
         let mut delta = ctx.node_to_global(&local, &self.rho_in)?;
         if let (Some((edge, vel)), Some(m)) = (&self.pair_head, &last) {
             let rel = (input.loc.index_select(ctx.senders(), 0)?

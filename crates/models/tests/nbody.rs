@@ -75,6 +75,20 @@ fn check_with(
 ) -> Result<f64, TestCaseError> {
     let net = network_with(d, frames, messages, seed, options);
     let (loc, vel, q, edges, batch) = systems(d, 3, seed);
+    // A fallback frame is reported and is not equivariant by design (see
+    // `a_degenerate_frame_is_reported_and_confined_to_its_system`): such draws are rejected.
+    let (_, degenerate) = net
+        .forward(&NBodyInput {
+            loc: &loc,
+            vel: &vel,
+            charges: &q,
+            edge_index: &edges,
+            batch: Some(&batch),
+        })
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    if degenerate > 0 {
+        return Err(TestCaseError::reject("a degenerate (reported) frame"));
+    }
     let f = |x: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
         let (out, _) = net.forward(&NBodyInput {
             loc: &x[0],
@@ -256,4 +270,40 @@ fn frame_jitter_acts_only_while_training() {
     assert_eq!(run(&jittered), first, "the same seed draws the same");
     jittered.set_training(None).expect("eval mode");
     assert_eq!(run(&jittered), reference);
+}
+
+/// A drawn system whose learned frame at one particle falls back (its candidate vectors are
+/// nearly dependent under these random weights): the network reports it, and only that
+/// particle's system loses equivariance; the other systems stay exact.
+#[test]
+fn a_degenerate_frame_is_reported_and_confined_to_its_system() {
+    let seed = 1_562_036_077_540_008_033;
+    let net = network(4, FrameChoice::Learned, Messages::Tensorial, seed);
+    let (loc, vel, q, edges, batch) = systems(4, 3, seed);
+    let run = |loc: &Tensor, vel: &Tensor| {
+        net.forward(&NBodyInput {
+            loc,
+            vel,
+            charges: &q,
+            edge_index: &edges,
+            batch: Some(&batch),
+        })
+        .expect("forward")
+    };
+    let (y, degenerate) = run(&loc, &vel);
+    assert_eq!(degenerate, 1);
+    for det in [1.0, -1.0] {
+        let g = Transform::random(4, 7, det);
+        let (moved, _) = run(
+            &g.apply(&Kind::Positions, &loc).expect("loc"),
+            &g.apply(&Kind::Displacements, &vel).expect("vel"),
+        );
+        let want = g.apply(&Kind::Positions, &y).expect("y");
+        let err: Vec<f64> = (moved - want)
+            .and_then(|e| e.abs()?.max(1)?.to_vec1())
+            .expect("error");
+        // Particles 0-4 form the system with the fallback frame.
+        assert!(err[..5].iter().any(|e| *e > 1e-3), "{err:?}");
+        assert!(err[5..].iter().all(|e| *e < 1e-12), "{err:?}");
+    }
 }

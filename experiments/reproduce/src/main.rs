@@ -81,32 +81,8 @@ fn main() -> ExitCode {
     }
     // One line per table whose output is in the folder, from its JSON, so a run of some
     // tables (`--only`, or standard mode over several sittings) keeps the others' lines.
-    let (mut total, mut total_training) = (0.0, 0.0);
-    for exp in &all {
-        let path = out.join(format!("{}.json", exp.name()));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let seconds = json["seconds"].as_f64().unwrap_or(0.0);
-        let training = json["train_seconds"].as_f64().unwrap_or(0.0);
-        total += seconds;
-        total_training += training;
-        summary.push_str(&format!(
-            "| [{}]({}.md) | {} | {:.0} s | {} | {} |\n",
-            exp.title(),
-            exp.name(),
-            json["mode"].as_str().unwrap_or("?"),
-            seconds,
-            duration(training),
-            json["report"]["verdict"]
-                .as_str()
-                .unwrap_or("")
-                .replace('|', "/")
-        ));
-    }
+    let (lines, total, total_training) = table_lines(&all, &out, "");
+    summary.push_str(&lines);
     summary.push_str(&format!(
         "\nWall time of the tables' last runs, summed: {total:.0} s (elapsed now: {:.0} s). \
          Training time of the runs behind the tables, summed per table: {} (a run shared by two \
@@ -116,7 +92,7 @@ fn main() -> ExitCode {
         duration(total_training)
     ));
     // `--data` runs write their tables into a subfolder named after the data; the index of
-    // the synthetic tables points to theirs.
+    // the synthetic tables repeats their lines, so every verdict is in one place.
     if cli.args.data.is_none() {
         let mut others: Vec<String> = std::fs::read_dir(&out)
             .into_iter()
@@ -127,14 +103,13 @@ fn main() -> ExitCode {
             .filter(|n| !["quick", "smoke", "standard"].contains(&n.as_str()))
             .collect();
         others.sort();
-        if !others.is_empty() {
-            let links: Vec<String> = others
-                .iter()
-                .map(|n| format!("[{n}]({n}/summary.md)"))
-                .collect();
+        for name in others {
+            let (lines, _, training) = table_lines(&all, &out.join(&name), &format!("{name}/"));
             summary.push_str(&format!(
-                "\nThe same tables on other data (`--data`): {}.\n",
-                links.join(", ")
+                "\n## The same tables on `--data {name}` ([its summary]({name}/summary.md); \
+                 training time {})\n\n| table | mode | wall time | training time of its runs | \
+                 verdict |\n|---|---|---|---|---|\n{lines}",
+                duration(training)
             ));
         }
     }
@@ -150,6 +125,42 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The summary lines of the tables in `dir` (links prefixed with `prefix`), with their wall
+/// time and training time summed.
+fn table_lines(
+    all: &[Box<dyn Experiment>],
+    dir: &std::path::Path,
+    prefix: &str,
+) -> (String, f64, f64) {
+    let (mut lines, mut total, mut total_training) = (String::new(), 0.0, 0.0);
+    for exp in all {
+        let path = dir.join(format!("{}.json", exp.name()));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let seconds = json["seconds"].as_f64().unwrap_or(0.0);
+        let training = json["train_seconds"].as_f64().unwrap_or(0.0);
+        total += seconds;
+        total_training += training;
+        lines.push_str(&format!(
+            "| [{}]({prefix}{}.md) | {} | {:.0} s | {} | {} |\n",
+            exp.title(),
+            exp.name(),
+            json["mode"].as_str().unwrap_or("?"),
+            seconds,
+            duration(training),
+            json["report"]["verdict"]
+                .as_str()
+                .unwrap_or("")
+                .replace('|', "/")
+        ));
+    }
+    (lines, total, total_training)
 }
 
 /// `3725.0` -> `1.0 h`, `95.0` -> `2 min`, `4.0` -> `4 s`.
