@@ -87,6 +87,19 @@ impl Experiment for T4 {
             "Random frames: an independent Haar-random O(3) frame per point, redrawn at every forward pass (training and test).".into(),
             "The learned rows are the same trained runs as in T1.".into(),
         ];
+        if !s[2].trained() {
+            report.notes.push(
+                "Why random frames with scalar messages do not train: the frames are redrawn \
+                 independently per point at every pass, and scalar messages hand a neighbour's \
+                 features over untransformed, in the neighbour's own random frame. Apart from \
+                 its own first-layer edge vectors, every input a point receives is noise \
+                 relative to the frame its output is read in; the row had the same \
+                 learning-rate sweep and epoch cap as the others. Tensorial messages transport \
+                 the features into the receiver's frame (rho(R_i R_j^T)), which is why the \
+                 random-frame row with them trains."
+                    .into(),
+            );
+        }
         Ok(report)
     }
 }
