@@ -569,7 +569,6 @@ pub fn pca_metrics(
     Ok((cos / n, abs / n))
 }
 
-/// A row evaluated over all seeds.
 /// What one finished training run measured: the small record standard mode commits (see
 /// [`Args::summaries`]) and reuses when the run's configuration hash matches.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -605,6 +604,7 @@ pub struct RunSummary {
     pub curve: Vec<(usize, f64)>,
 }
 
+/// A row evaluated over all seeds.
 #[derive(Debug, Clone)]
 pub struct Evaluated {
     /// Test metrics on canonical poses, per seed.
@@ -651,30 +651,51 @@ impl Evaluated {
         self.rotated.iter().map(|m| m[metric]).collect()
     }
 
-    /// Whether every seed's best validation value beat chance by 0.05 on the row's
-    /// [`chance`](Self::chance) metric. Runs reused from quick mode have no validation record
-    /// and count as trained.
-    pub fn trained(&self) -> bool {
+    /// The seeds whose best validation value did not beat chance by 0.05 on the row's
+    /// [`chance`](Self::chance) metric (at the learning rate chosen for them). Runs reused from
+    /// quick mode have no validation record and count as trained.
+    pub fn untrained_seeds(&self) -> Vec<u64> {
         let (metric, chance) = self.chance;
         let seeds: std::collections::BTreeSet<u64> = self.runs.iter().map(|r| r.seed).collect();
-        seeds.iter().all(|&s| {
-            self.runs
-                .iter()
-                .filter(|r| r.seed == s && self.lrs.contains(&r.lr))
-                .any(|r| {
-                    r.val
-                        .get(metric)
-                        .is_none_or(|&v| crate::verdict::trained(v, chance, 0.05))
-                })
-        })
+        seeds
+            .into_iter()
+            .filter(|&s| {
+                !self
+                    .runs
+                    .iter()
+                    .filter(|r| r.seed == s && self.lrs.contains(&r.lr))
+                    .any(|r| {
+                        r.val
+                            .get(metric)
+                            .is_none_or(|&v| crate::verdict::trained(v, chance, 0.05))
+                    })
+            })
+            .collect()
     }
 
-    /// A row label, marked when the row did not train (its numbers then enter no verdict).
+    /// Whether the row trained: at least one seed beat chance on validation. A seed that did
+    /// not stays in the row's mean and in its paired comparisons (it is an outcome of the
+    /// protocol, like any other), and the label names it.
+    pub fn trained(&self) -> bool {
+        let seeds: std::collections::BTreeSet<u64> = self.runs.iter().map(|r| r.seed).collect();
+        self.untrained_seeds().len() < seeds.len()
+    }
+
+    /// A row label, marked when the row did not train (its numbers then enter no verdict) or
+    /// when some of its seeds did not.
     pub fn label(&self, label: &str) -> String {
-        if self.trained() {
+        let failed = self.untrained_seeds();
+        if !self.trained() {
+            format!("{label} (did not train)")
+        } else if failed.is_empty() {
             label.to_string()
         } else {
-            format!("{label} (did not train)")
+            let list: Vec<String> = failed.iter().map(u64::to_string).collect();
+            format!(
+                "{label} ({} {} did not train)",
+                if failed.len() == 1 { "seed" } else { "seeds" },
+                list.join(", ")
+            )
         }
     }
 
@@ -985,6 +1006,55 @@ fn test_model(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A made-up row of three seeds whose best validation |cos| values are `val` (chance 0.5).
+    fn row(val: [f64; 3]) -> Evaluated {
+        let runs: Vec<RunSummary> = val
+            .iter()
+            .enumerate()
+            .map(|(seed, v)| RunSummary {
+                label: "row".into(),
+                config_hash: format!("{seed}"),
+                seed: seed as u64,
+                lr: 1e-3,
+                epochs: 80,
+                best_epoch: 80,
+                stopped_early: false,
+                val: BTreeMap::from([("abs_cos".to_string(), *v)]),
+                canonical: BTreeMap::new(),
+                rotated: BTreeMap::new(),
+                params: 1,
+                frame_params: 0,
+                train_seconds: 1.0,
+                curve: Vec::new(),
+            })
+            .collect();
+        Evaluated {
+            canonical: Vec::new(),
+            rotated: Vec::new(),
+            params: 1,
+            seconds: 3.0,
+            lrs: vec![1e-3; 3],
+            runs,
+            chance: ("abs_cos", 0.5),
+        }
+    }
+
+    #[test]
+    fn a_row_with_some_seeds_at_chance_trained_and_names_them() {
+        let all = row([0.8, 0.81, 0.79]);
+        assert!(all.trained() && all.untrained_seeds().is_empty());
+        assert_eq!(all.label("aug"), "aug");
+        let one = row([0.8, 0.81, 0.52]);
+        assert!(one.trained());
+        assert_eq!(one.untrained_seeds(), vec![2]);
+        assert_eq!(one.label("aug"), "aug (seed 2 did not train)");
+        let two = row([0.51, 0.81, 0.52]);
+        assert_eq!(two.label("aug"), "aug (seeds 0, 2 did not train)");
+        let none = row([0.51, 0.5, 0.52]);
+        assert!(!none.trained());
+        assert_eq!(none.label("aug"), "aug (did not train)");
+    }
 
     fn args(flags: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("reproduce").chain(flags.iter().copied())).unwrap()
