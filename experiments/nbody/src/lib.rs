@@ -607,8 +607,9 @@ impl Experiment for NBody {
                  validation 0.024 at epoch 60, 0.0063 against 0.0075 at epoch 400, the way \
                  rotation augmentation does for the plain GNN. \
                  The epoch cap is a tenth of the published runs' 10,000 epochs because one \
-                 epoch takes about 2.2 s on one core here (10,000 epochs: about 6 hours per \
-                 run, 12 runs per dimension); runs that end at the cap were still improving \
+                 epoch (30 steps, and a validation pass every tenth epoch) takes 1-2 s on one \
+                 core here (the steps/s column), so 10,000 epochs would take 3-6 hours per \
+                 run, with 15 runs in d = 3; runs that end at the cap were still improving \
                  slowly, so the comparison with the published figures is at a smaller budget."
                     .to_string(),
             );
