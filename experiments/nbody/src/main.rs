@@ -14,7 +14,7 @@ use tf_experiments::Args;
 #[derive(Parser, Debug)]
 #[command(
     about = "The charged N-body benchmark: train the table, or evaluate a trained run",
-    after_help = "Examples:\n  cargo run --release -p nbody -- --quick\n  cargo run --release -p nbody -- --evaluate runs/experiments/nbody-tf-gnn-tensorial-d3-seed0-<hash> --data <folder of loc_test_charged5_initvel1small.npy, vel_..., charges_...> --json"
+    after_help = "Examples:\n  cargo run --release -p nbody -- --quick\n  cargo run --release -p nbody -- --standard --summaries-only\n  cargo run --release -p nbody -- --evaluate runs/experiments/nbody-tf-gnn-tensorial-d3-seed0-<hash> --data <folder of loc_test_charged5_initvel1small.npy, vel_..., charges_...> --json"
 )]
 struct Cli {
     #[command(flatten)]
@@ -32,6 +32,10 @@ struct Cli {
     /// Training runs at a time (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Train nothing: write the table from the committed run summaries alone, marked
+    /// incomplete while runs of the plan are missing (standard mode, between sittings).
+    #[arg(long)]
+    summaries_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,7 +58,13 @@ fn main() -> ExitCode {
                 println!("{} systems of {}: test MSE {mse:.6}", n, folder.display());
             }
         }),
-        _ => tf_experiments::run(&nbody::NBody { jobs: cli.jobs }, &cli.args).map(|_| ()),
+        _ => tf_experiments::run(
+            &nbody::NBody {
+                jobs: cli.jobs,
+                summaries_only: cli.summaries_only,
+            },
+            &cli.args,
+        ).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

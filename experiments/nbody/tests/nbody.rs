@@ -26,6 +26,33 @@ fn smoke_run_writes_the_table() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--summaries-only` trains nothing and says the table is incomplete. (Smoke mode reuses no
+/// summaries, so every planned run is missing: only the linear and published rows remain.)
+#[test]
+fn summaries_only_trains_nothing_and_marks_the_table_incomplete() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("results");
+    let runs = dir.path().join("runs");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_nbody"))
+        .args(["--smoke", "--summaries-only", "--out"])
+        .arg(&out)
+        .arg("--runs")
+        .arg(&runs)
+        .status()?;
+    assert!(status.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("nbody.json"))?)?;
+    let verdict = json["report"]["verdict"].as_str().unwrap_or_default();
+    assert!(
+        verdict.starts_with("Incomplete: 5 of the 5 planned runs"),
+        "{verdict}"
+    );
+    // Linear + 10 published rows, no trained one.
+    assert_eq!(json["report"]["rows"].as_array().map_or(0, Vec::len), 11);
+    assert!(!runs.exists() || std::fs::read_dir(&runs)?.next().is_none());
+    Ok(())
+}
+
 fn small_config(seed: u64, max_epochs: usize) -> FitConfig {
     let mut model = NBodyConfig::new(3);
     model.layers = 2;
