@@ -6,7 +6,7 @@
 //! - Bias: candle adds it by broadcasting, and its backward sums the gradient over rows with
 //!   one index division per element (the reduction is not over the last axis). Here the rows
 //!   are added in order into one accumulator row, which vectorises.
-//! - SiLU: candle's backward builds `sigmoid(x) (1 - y) + y` from nine tensor operations
+//! - SiLU: candle's backward builds `sigmoid(x) (1 - y) + y` from eight tensor operations
 //!   (`neg`, `exp`, `+ 1`, `recip`, `1 -`, `*`, `+`, `* grad`), each allocating. Here it is one
 //!   loop with the same operations per element.
 //!
