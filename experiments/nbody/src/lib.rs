@@ -554,6 +554,11 @@ impl Experiment for NBody {
                 ),
                 (
                     Row::Jittered,
+                    Row::Plain,
+                    "TF-GNN with frame jitter below the plain GNN",
+                ),
+                (
+                    Row::Jittered,
                     Row::Augmented,
                     "TF-GNN with frame jitter below GNN + augmentation",
                 ),
